@@ -1,0 +1,42 @@
+// Writes each suite's latest results (bench/results/<suite>.json) into README.md between
+// <!-- bench:<suite> --> and <!-- /bench:<suite> -->, so the README's numbers are always the recorded ones.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+export function tableFor(suite) {
+  const contenders = Object.keys(suite.cases[0].medianMs).filter((n) => n !== suite.cases[0].baseline);
+  const head = ['case', ...contenders.map((n) => `${n} vs ${suite.cases[0].baseline}`), ...contenders.map((n) => `${n} % of copy`)];
+  const rows = suite.cases.map((c) => [
+    c.name,
+    ...contenders.map((n) => `${fmt(c.speedup[n])}×`),
+    ...contenders.map((n) => (c.gbPerS ? `${fmt((100 * c.gbPerS[n]) / c.copyGBs)}%` : '-')),
+  ]);
+  const m = suite.machine;
+  return [
+    `**${suite.suite}** (${suite.date.slice(0, 10)}, ${m.cpu}, ${m.cores} threads, SIMD ${m.simd ?? '?'}, Node ${m.node}; chart: [bench/results/${suite.suite}.svg](bench/results/${suite.suite}.svg))`,
+    '',
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+export function updateReadme(resultsDir = path.join(root, 'bench', 'results'), readmePath = path.join(root, 'README.md')) {
+  let readme = fs.readFileSync(readmePath, 'utf8');
+  for (const file of fs.readdirSync(resultsDir).filter((f) => f.endsWith('.json'))) {
+    const suite = JSON.parse(fs.readFileSync(path.join(resultsDir, file), 'utf8'));
+    const open = `<!-- bench:${suite.suite} -->`;
+    const close = `<!-- /bench:${suite.suite} -->`;
+    const start = readme.indexOf(open);
+    const end = readme.indexOf(close);
+    if (start < 0 || end < start) continue;
+    readme = `${readme.slice(0, start + open.length)}\n${tableFor(suite)}\n${readme.slice(end)}`;
+  }
+  fs.writeFileSync(readmePath, readme);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) updateReadme();

@@ -1,0 +1,14 @@
+// Each module's bindings register their functions on the addon's exports.
+#pragma once
+
+#include <napi.h>
+
+namespace tessera::napi {
+
+void register_runtime(Napi::Env env, Napi::Object exports);
+void register_vectors(Napi::Env env, Napi::Object exports);
+#ifdef TESSERA_WITH_CUDA
+void register_cuda(Napi::Env env, Napi::Object exports);
+#endif
+
+}  // namespace tessera::napi

@@ -1,0 +1,50 @@
+// Argument checks for the bindings. The TypeScript layer validates first and says more; these checks exist so that
+// a call through the raw binding with any arguments at all throws instead of crashing the process.
+// Wrong type -> TypeError, bad value or shape -> RangeError, each naming the argument.
+#pragma once
+
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "tessera/status.h"
+
+namespace tessera::napi {
+
+// "Float32Array", "Array", "string", "undefined" ... for messages.
+std::string describe(const Napi::Value& v);
+
+[[noreturn]] void throw_type(Napi::Env env, const std::string& message);
+[[noreturn]] void throw_range(Napi::Env env, const std::string& message);
+// Maps a core status to a JavaScript error: invalid_argument -> RangeError, anything else -> Error.
+[[noreturn]] void throw_status(Napi::Env env, Status s, const std::string& context);
+inline void check(Napi::Env env, Status s, const std::string& context) {
+  if (s != Status::ok) throw_status(env, s, context);
+}
+
+void expect_arity(const Napi::CallbackInfo& info, std::size_t min, std::size_t max, const char* function);
+
+template <class T>
+Napi::TypedArrayOf<T> typed_array(const Napi::CallbackInfo& info, std::size_t i, const char* name);
+inline bool has_value(const Napi::CallbackInfo& info, std::size_t i) {
+  return i < info.Length() && !info[i].IsUndefined() && !info[i].IsNull();
+}
+
+// An integer in [min, max] given as a Number (exactly integral) or BigInt.
+std::uint64_t integer(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::uint64_t min,
+                      std::uint64_t max);
+// Any unsigned 64-bit value: a BigInt in [0, 2^64) or a safe non-negative Number (seeds, offsets).
+std::uint64_t u64(const Napi::CallbackInfo& info, std::size_t i, const char* name);
+bool boolean(const Napi::CallbackInfo& info, std::size_t i, const char* name);
+std::string string(const Napi::CallbackInfo& info, std::size_t i, const char* name);
+
+// Bytes of any ArrayBuffer view (typed array or DataView) or ArrayBuffer.
+struct Bytes {
+  std::uint8_t* data;
+  std::size_t size;
+};
+Bytes bytes(const Napi::CallbackInfo& info, std::size_t i, const char* name);
+
+}  // namespace tessera::napi

@@ -1,0 +1,69 @@
+// Runs a core kernel on a libuv worker thread and settles a Promise with a value prepared on the JS thread.
+//
+// Everything the kernel reads or writes is a typed array made or checked on the JS thread; the worker holds a
+// reference to each of them until the Promise settles, so the garbage collector cannot free memory the kernel is
+// still using. Callers must not mutate (or transfer) those arrays before the Promise settles.
+#pragma once
+
+#include <napi.h>
+
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tessera/status.h"
+
+namespace tessera::napi {
+
+class KernelWorker final : public Napi::AsyncWorker {
+ public:
+  using Kernel = std::function<Status()>;
+
+  // Queues `kernel`; the returned Promise resolves to `result` or rejects with the kernel's failure.
+  static Napi::Promise Start(Napi::Env env, const char* name, Kernel kernel, Napi::Object result,
+                             std::initializer_list<Napi::Object> keep_alive) {
+    auto* worker = new KernelWorker(env, name, std::move(kernel), result, keep_alive);
+    Napi::Promise promise = worker->deferred_.Promise();
+    worker->Napi::AsyncWorker::Queue();  // libuv owns it from here; it deletes itself after OnOK / OnError
+    return promise;
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      status_ = kernel_();
+    } catch (...) {
+      status_ = Status::internal;
+    }
+    if (status_ != Status::ok) SetError(name_ + ": " + status_name(status_));
+  }
+
+  void OnOK() override { deferred_.Resolve(result_.Value()); }
+
+  void OnError(const Napi::Error& e) override {
+    // Same classes as the synchronous path: a shape problem is a RangeError, anything else an Error.
+    if (status_ == Status::invalid_argument)
+      deferred_.Reject(Napi::RangeError::New(Env(), e.Message()).Value());
+    else
+      deferred_.Reject(e.Value());
+  }
+
+ private:
+  KernelWorker(Napi::Env env, const char* name, Kernel kernel, Napi::Object result,
+               std::initializer_list<Napi::Object> keep_alive)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), kernel_(std::move(kernel)),
+        result_(Napi::Persistent(result)), name_(name) {
+    for (const Napi::Object& o : keep_alive) keep_alive_.push_back(Napi::Persistent(o));
+  }
+
+  Napi::Promise::Deferred deferred_;
+  Kernel kernel_;
+  Napi::ObjectReference result_;
+  std::vector<Napi::ObjectReference> keep_alive_;
+  std::string name_;
+  Status status_ = Status::ok;
+};
+
+}  // namespace tessera::napi

@@ -1,0 +1,18 @@
+// tessera-native: the public API. Everything a user imports is re-exported here (and mirrored by index.mts for ESM).
+export { capabilities, setThreads, setSimd } from './core/runtime.js';
+export type { Capabilities, SimdLevel } from './core/runtime.js';
+export { Rng, RNG_ALGORITHM_VERSION } from './core/rng.js';
+export { NativeResource, DisposedError } from './core/resource.js';
+export {
+  writeTesseraFile,
+  writeTesseraFileAsync,
+  readTesseraFile,
+  readTesseraFileAsync,
+  parseTesseraFile,
+  TesseraFileError,
+  CONTAINER_VERSION,
+} from './core/files.js';
+export type { TesseraFileContents, ReadOptions } from './core/files.js';
+export { AddonLoadError } from './native/load.js';
+export { matryoshka, matryoshkaAsync, l2Normalize, l2NormalizeAsync } from './vectors.js';
+export type { MatryoshkaOptions, L2NormalizeOptions } from './vectors.js';

@@ -1,0 +1,47 @@
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+import { ROOT } from './helpers.js';
+
+const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), ...args], { encoding: 'utf8' });
+
+describe('tessera CLI', () => {
+  it('info prints the capabilities and exits 0', () => {
+    const r = cli('info');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^tessera-native\n/);
+    for (const key of ['version', 'addon', 'simd', 'threads', 'cuda']) expect(r.stdout).toMatch(new RegExp(`^  ${key} +\\S`, 'm'));
+    for (const line of r.stdout.split('\n')) expect(line.length).toBeLessThanOrEqual(160);
+  });
+
+  it('info --json is the capabilities object', () => {
+    const r = cli('info', '--json');
+    expect(r.status).toBe(0);
+    const c = JSON.parse(r.stdout);
+    expect(Object.keys(c)).toEqual(expect.arrayContaining(['version', 'simd', 'threads', 'cuda', 'cudaNote']));
+  });
+
+  it('--help on every command, --version, and exit code 2 for bad usage', () => {
+    for (const args of [['--help'], ['-h'], ['help'], ['info', '--help']]) {
+      const r = cli(...args);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: tessera/);
+    }
+    expect(cli('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    for (const args of [[], ['frobnicate'], ['info', '--bogus']]) {
+      const r = cli(...args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/^tessera: /);
+    }
+  });
+
+  it('exits 1 with the loader message when the addon cannot load', () => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'info'], {
+      encoding: 'utf8',
+      env: { ...process.env, TESSERA_NATIVE_PATH: '/nonexistent/tessera.node' },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/could not load its native addon/);
+  });
+});

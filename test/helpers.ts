@@ -1,0 +1,73 @@
+// Test helpers: an independent seeded generator (not Tessera's), float64 references, poisoned outputs, shared data.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+export const ROOT = path.resolve(__dirname, '..');
+export const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data');
+
+/** mulberry32: a tiny generator independent of the library under test. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Gaussian floats (Box–Muller on the independent generator). */
+export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
+  const r = seeded(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(r(), 1e-12);
+    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r()) * scale;
+  }
+  return out;
+}
+
+/** An output array filled with NaN, so any element a kernel forgets to write shows. */
+export function poisoned(n: number): Float32Array {
+  return new Float32Array(n).fill(Number.NaN);
+}
+
+/** Runs a Node script in a child process from the project root; returns status and output. */
+export function runNode(script: string, env: Record<string, string | undefined> = {}, args: string[] = []) {
+  const r = spawnSync(process.execPath, [...args, '-e', script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function sharedDataAvailable(sub: string): boolean {
+  return fs.existsSync(path.join(SHARED_DATA, sub));
+}
+
+/** ada-002 embeddings of 100 MS MARCO passages (1536-d), row-major. */
+export function loadAda2(): { vectors: Float32Array; dim: number; count: number } {
+  const lines = fs.readFileSync(path.join(SHARED_DATA, 'ada2-sample100', 'sample100.json'), 'utf8').trim().split('\n');
+  const rows = lines.map((l) => (JSON.parse(l) as { vector: number[] }).vector);
+  const dim = rows[0]!.length;
+  const vectors = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => vectors.set(r, i * dim));
+  return { vectors, dim, count: rows.length };
+}
+
+/** Byte equality of two views (vitest's deep equality is far too slow on megabytes). */
+export function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** Real ColBERTv2 token embeddings (128-d, L2-normalised) of 35 NanoFiQA documents. */
+export function loadColbertDocuments(): { vectors: Float32Array; dim: number } {
+  const dir = path.join(SHARED_DATA, 'colbert-nanofiqa');
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { dim: number };
+  const b = fs.readFileSync(path.join(dir, 'documents.f32'));
+  const vectors = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+  return { vectors, dim: manifest.dim };
+}

@@ -5,6 +5,7 @@
 #include "addon.h"
 #include "args.h"
 #include "tessera/checksum.h"
+#include "tessera/memory.h"
 #include "tessera/rng.h"
 #include "tessera/runtime.h"
 
@@ -101,8 +102,7 @@ Napi::Value CopyBytes(const Napi::CallbackInfo& info) {
   const Bytes dst = bytes(info, 0, "dst");
   const Bytes src = bytes(info, 1, "src");
   if (dst.size != src.size) throw_range(info.Env(), "\"dst\" and \"src\" must have the same byte length");
-  const bool overlap = dst.size > 0 && dst.data < src.data + src.size && src.data < dst.data + dst.size;
-  if (overlap) throw_range(info.Env(), "\"dst\" and \"src\" overlap");
+  if (bytes_overlap(dst.data, dst.size, src.data, src.size)) throw_range(info.Env(), "\"dst\" and \"src\" overlap");
   parallel_copy(dst.data, src.data, dst.size);
   return info.Env().Undefined();
 }

@@ -4,6 +4,7 @@
 #include "addon.h"
 #include "args.h"
 #include "async.h"
+#include "tessera/memory.h"
 #include "tessera/vectors.h"
 
 namespace tessera::napi {
@@ -16,11 +17,6 @@ struct MatryoshkaCall {
   std::size_t rows = 0, dim = 0, keep = 0;
   bool normalize = true;
 };
-
-bool ranges_overlap(const float* a, std::size_t na, const float* b, std::size_t nb) {
-  const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
-  return na > 0 && nb > 0 && a0 < b0 + nb * sizeof(float) && b0 < a0 + na * sizeof(float);
-}
 
 // (vectors: Float32Array, dim, keep, normalize: boolean, out?: Float32Array)
 MatryoshkaCall parse_matryoshka(const Napi::CallbackInfo& info, const char* function) {
@@ -44,7 +40,7 @@ MatryoshkaCall parse_matryoshka(const Napi::CallbackInfo& info, const char* func
       throw_range(info.Env(), "\"out\" must hold " + std::to_string(out_length) + " floats, got " +
                                   std::to_string(c.out.ElementLength()));
     const bool in_place = c.out.Data() == c.in.Data() && c.keep == c.dim;
-    if (!in_place && ranges_overlap(c.in.Data(), c.in.ElementLength(), c.out.Data(), out_length))
+    if (!in_place && bytes_overlap(c.in.Data(), c.in.ByteLength(), c.out.Data(), c.out.ByteLength()))
       throw_range(info.Env(), "\"out\" overlaps \"vectors\": only the same array with keep == dim works in place");
   } else {
     c.out = Napi::Float32Array::New(info.Env(), out_length);

@@ -1,18 +1,13 @@
 #include <cmath>
-#include <cstdint>
 #include <cstring>
 #include <limits>
 
 #include "norms.h"
+#include "tessera/memory.h"
 #include "tessera/vectors.h"
 
 namespace tessera::vectors {
 namespace {
-
-bool overlaps(const float* a, std::size_t na, const float* b, std::size_t nb) {
-  const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
-  return a0 < b0 + nb * sizeof(float) && b0 < a0 + na * sizeof(float);
-}
 
 // Requests a row's prefix ahead of use. Rows are short, separate streams that the hardware prefetcher only
 // picks up after several misses each; asking one row ahead hides that ramp.
@@ -47,7 +42,8 @@ Status matryoshka(const float* in, std::size_t rows, std::size_t dim, std::size_
   if (rows == 0) return Status::ok;
   if (in == nullptr || out == nullptr) return Status::invalid_argument;
   const bool in_place = out == in && keep == dim;
-  if (!in_place && overlaps(in, rows * dim, out, rows * keep)) return Status::invalid_argument;
+  if (!in_place && bytes_overlap(in, rows * dim * sizeof(float), out, rows * keep * sizeof(float)))
+    return Status::invalid_argument;
 
   const detail::NormKernels k = detail::norm_kernels(active_simd_level());
   auto rows_body = [&](std::size_t begin, std::size_t end) {

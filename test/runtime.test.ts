@@ -34,7 +34,7 @@ describe('capabilities', () => {
       ? 'scalar'
       : !has('avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl')
         ? 'avx2'
-        : has('avx512_vpopcntdq', 'avx512_bitalg')
+        : has('avx512_vpopcntdq', 'avx512_bitalg', 'avx512vbmi')
           ? 'avx512-vpopcntdq'
           : 'avx512';
     expect(capabilities().simdDetected).toBe(want);

@@ -106,3 +106,26 @@ TEST_CASE("grain_for_bytes") {
   CHECK(grain_for_bytes(1 << 20) == 1);
   CHECK(grain_for_bytes(64, 1024) == 16);
 }
+
+TEST_CASE("parallel_for slots stay below max_slots and are unique per participant") {
+  test::RuntimeGuard guard;
+  for (std::size_t threads : {1, 2, 4, 9}) {
+    REQUIRE(set_thread_count(threads) == Status::ok);
+    for (std::size_t max_slots : {1, 2, 3, 64}) {
+      std::vector<std::atomic<int>> used(max_slots);
+      std::atomic<long> items{0};
+      auto body = [&](std::size_t b, std::size_t e, std::size_t slot) {
+        REQUIRE(slot < max_slots);
+        used[slot].fetch_add(1);
+        items.fetch_add(static_cast<long>(e - b));
+      };
+      REQUIRE(parallel_for(5000, 10, body, max_slots) == Status::ok);
+      CHECK(items.load() == 5000);
+      std::size_t distinct = 0;
+      for (auto& u : used) distinct += u.load() > 0;
+      CHECK(distinct <= std::min(threads, max_slots));
+    }
+  }
+  CHECK(slots_for(0, 10) == 1);
+  CHECK(slots_for(5, 10) == 1);
+}

@@ -16,7 +16,7 @@ enum class SimdLevel : int {
   neon = 1,              // AArch64 Advanced SIMD
   avx2 = 2,              // AVX2 + FMA + F16C + BMI2 (x86-64-v3)
   avx512 = 3,            // AVX-512 F/CD/BW/DQ/VL (x86-64-v4)
-  avx512_vpopcntdq = 4,  // avx512 plus VPOPCNTDQ and BITALG (Ice Lake and later, Zen 4)
+  avx512_vpopcntdq = 4,  // avx512 plus VPOPCNTDQ, BITALG and VBMI (Ice Lake and later, Zen 4)
 };
 
 const char* simd_level_name(SimdLevel level) noexcept;
@@ -37,26 +37,40 @@ std::size_t thread_count() noexcept;
 Status set_thread_count(std::size_t threads) noexcept;
 constexpr std::size_t kMaxThreads = 1024;
 
-// A non-owning reference to a callable, so parallel_for needs no allocation per call.
+// A non-owning reference to a chunk body: a callable taking (begin, end) or (begin, end, slot). No allocation per call.
 class ChunkFn {
  public:
   // Excludes ChunkFn itself, or copying a ChunkFn would wrap a reference to the copy's source (a dangling view).
   template <class F>
     requires(!std::is_same_v<std::remove_cv_t<F>, ChunkFn>)
   ChunkFn(F& f) noexcept  // NOLINT(google-explicit-constructor): a view, like std::function_ref
-      : object_(&f), call_([](void* o, std::size_t b, std::size_t e) { (*static_cast<F*>(o))(b, e); }) {}
-  void operator()(std::size_t begin, std::size_t end) const { call_(object_, begin, end); }
+      : object_(&f), call_([](void* o, std::size_t b, std::size_t e, std::size_t slot) {
+          if constexpr (std::is_invocable_v<F&, std::size_t, std::size_t, std::size_t>)
+            (*static_cast<F*>(o))(b, e, slot);
+          else
+            (*static_cast<F*>(o))(b, e);
+        }) {}
+  void operator()(std::size_t begin, std::size_t end, std::size_t slot) const { call_(object_, begin, end, slot); }
 
  private:
   void* object_;
-  void (*call_)(void*, std::size_t, std::size_t);
+  void (*call_)(void*, std::size_t, std::size_t, std::size_t);
 };
 
-// Runs body(begin, end) over [0, n) cut into chunks of `grain` items (the last one shorter). Chunk boundaries depend
-// only on n and grain, never on the thread count, so a kernel that writes each chunk's output independently gives
-// identical results for any number of threads. The caller works too, so nested or concurrent calls cannot deadlock.
+// Runs body(begin, end[, slot]) over [0, n) cut into chunks of `grain` items (the last one shorter). Chunk boundaries
+// depend only on n and grain, never on the thread count, so a kernel that writes each chunk's output independently
+// gives identical results for any number of threads. The caller works too, so nested or concurrent calls cannot
+// deadlock.
+//
+// `slot` identifies the participating thread within this call: 0 for the caller, then 1, 2, ... for each worker that
+// joins, always below max_slots. A kernel can keep per-slot scratch state (for example partial top-k heaps) in an
+// array of max_slots entries; which chunks land in which slot varies from run to run, so whatever combines the slots
+// must not depend on it. slots_for(n, grain) is the usual size of that array.
 // Returns internal if a chunk threw (the core's kernels do not; this protects the process from a bug).
-Status parallel_for(std::size_t n, std::size_t grain, ChunkFn body) noexcept;
+Status parallel_for(std::size_t n, std::size_t grain, ChunkFn body, std::size_t max_slots = SIZE_MAX) noexcept;
+
+// The number of slots worth allocating for a parallel_for over n items in chunks of grain: min(threads, chunks).
+std::size_t slots_for(std::size_t n, std::size_t grain) noexcept;
 
 // memcpy split over the pool in 256 KiB chunks: the memory-bandwidth yardstick the benchmarks compare kernels with.
 void parallel_copy(void* dst, const void* src, std::size_t bytes) noexcept;

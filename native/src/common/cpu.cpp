@@ -46,7 +46,7 @@ SimdLevel detect() {
   const bool avx512 = os_avx512 && bit(l7.ebx, 16) && bit(l7.ebx, 28) && bit(l7.ebx, 30) && bit(l7.ebx, 17) &&
                       bit(l7.ebx, 31);  // F, CD, BW, DQ, VL
   if (!avx512) return SimdLevel::avx2;
-  const bool vpopcnt = bit(l7.ecx, 14) && bit(l7.ecx, 12);  // VPOPCNTDQ, BITALG
+  const bool vpopcnt = bit(l7.ecx, 14) && bit(l7.ecx, 12) && bit(l7.ecx, 1);  // VPOPCNTDQ, BITALG, VBMI
   return vpopcnt ? SimdLevel::avx512_vpopcntdq : SimdLevel::avx512;
 }
 #elif defined(__aarch64__)

@@ -10,8 +10,8 @@
 #define TESSERA_TARGET_AVX512 \
   __attribute__((target("avx512f,avx512cd,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi,bmi2,popcnt")))
 #define TESSERA_TARGET_AVX512_VPOPCNT                                                                      \
-  __attribute__((target("avx512f,avx512cd,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,avx512bitalg,avx2,fma," \
-                        "f16c,bmi,bmi2,popcnt")))
+  __attribute__((target("avx512f,avx512cd,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,avx512bitalg,avx512vbmi," \
+                        "avx2,fma,f16c,bmi,bmi2,popcnt")))
 #endif
 
 #if defined(__aarch64__)

@@ -26,18 +26,21 @@ struct Job {
   std::size_t n, grain, chunks = 0;
   std::atomic<std::size_t> next{0};
   std::atomic<bool> failed{false};
-  std::size_t active = 0;            // workers inside work_on(); guarded by the pool's mutex
-  std::condition_variable finished;  // notified, under the pool's mutex, when `active` drops to zero
+  // Guarded by the pool's mutex:
+  std::size_t max_helpers = 0;       // workers allowed to join (slots 1..max_helpers)
+  std::size_t joined = 0;            // workers that joined so far; the next one gets slot joined + 1
+  std::size_t active = 0;            // workers inside work_on()
+  std::condition_variable finished;  // notified when `active` drops to zero
 };
 
-void work_on(Job& job) noexcept {
+void work_on(Job& job, std::size_t slot) noexcept {
   for (;;) {
     const std::size_t c = job.next.fetch_add(1, std::memory_order_relaxed);
     if (c >= job.chunks) return;
     const std::size_t begin = c * job.grain;
     const std::size_t end = std::min(job.n, begin + job.grain);
     try {
-      job.body(begin, end);
+      job.body(begin, end, slot);
     } catch (...) {
       job.failed.store(true, std::memory_order_relaxed);
     }
@@ -64,7 +67,7 @@ class Pool {
     return started_ ? match_workers_locked() : Status::ok;
   }
 
-  Status run(std::size_t n, std::size_t grain, ChunkFn body) {
+  Status run(std::size_t n, std::size_t grain, ChunkFn body, std::size_t max_slots) {
     Job job(n, std::max<std::size_t>(grain, 1), body);
     std::size_t helpers = 0;
     {
@@ -73,11 +76,12 @@ class Pool {
         started_ = true;
         if (match_workers_locked() != Status::ok) workers_.clear();  // run on fewer threads rather than fail
       }
-      helpers = std::min(workers_.size(), job.chunks - 1);
+      helpers = std::min({workers_.size(), job.chunks - 1, max_slots - 1});
+      job.max_helpers = helpers;
       if (helpers > 0) jobs_.push_back(&job);
     }
     for (std::size_t i = 0; i < helpers; ++i) wake_.notify_one();
-    work_on(job);
+    work_on(job, 0);
     if (helpers > 0) {
       std::unique_lock<std::mutex> lk(mutex_);
       remove_locked(&job);
@@ -128,8 +132,10 @@ class Pool {
       if (self.retire) return;
       Job* job = jobs_.front();
       ++job->active;
+      const std::size_t slot = ++job->joined;
+      if (job->joined == job->max_helpers) jobs_.pop_front();  // full: later workers look at the next job
       lk.unlock();
-      work_on(*job);
+      work_on(*job, slot);
       lk.lock();
       remove_locked(job);  // every chunk is claimed: nobody else should join it
       if (--job->active == 0) job->finished.notify_all();
@@ -153,19 +159,19 @@ Status set_thread_count(std::size_t threads) noexcept {
   return Pool::instance().resize(threads);
 }
 
-Status parallel_for(std::size_t n, std::size_t grain, ChunkFn body) noexcept {
+Status parallel_for(std::size_t n, std::size_t grain, ChunkFn body, std::size_t max_slots) noexcept {
   if (n == 0) return Status::ok;
   if (grain == 0) grain = 1;
-  if (n <= grain) {  // one chunk: no hand-off
+  if (n <= grain || max_slots <= 1) {  // one chunk or one slot: no hand-off
     try {
-      body(0, n);
+      for (std::size_t begin = 0; begin < n; begin += grain) body(begin, std::min(n, begin + grain), 0);
     } catch (...) {
       return Status::internal;
     }
     return Status::ok;
   }
   try {
-    return Pool::instance().run(n, grain, body);
+    return Pool::instance().run(n, grain, body, max_slots);
   } catch (...) {  // std::system_error from a mutex: never let it cross into Node
     return Status::internal;
   }
@@ -177,6 +183,11 @@ void parallel_copy(void* dst, const void* src, std::size_t bytes) noexcept {
     std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, end - begin);
   };
   (void)parallel_for(bytes, kChunk, body);  // memcpy cannot throw
+}
+
+std::size_t slots_for(std::size_t n, std::size_t grain) noexcept {
+  const std::size_t chunks = grain == 0 ? n : (n + grain - 1) / grain;
+  return std::max<std::size_t>(1, std::min(thread_count(), chunks));
 }
 
 std::size_t grain_for_bytes(std::size_t bytes_per_item, std::size_t bytes_per_chunk) noexcept {

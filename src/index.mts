@@ -21,5 +21,13 @@ export {
   matryoshkaAsync,
   l2Normalize,
   l2NormalizeAsync,
+  packSigns,
+  unpackSigns,
+  hammingTopK,
+  hammingTopKAsync,
+  codeBytes,
+  ResidualBinarizer,
+  MAX_RESIDUAL_BITS,
+  BinaryIndex,
 } from './index.js';
 export type * from './index.js';

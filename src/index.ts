@@ -16,3 +16,30 @@ export type { TesseraFileContents, ReadOptions } from './core/files.js';
 export { AddonLoadError } from './native/load.js';
 export { matryoshka, matryoshkaAsync, l2Normalize, l2NormalizeAsync } from './vectors.js';
 export type { MatryoshkaOptions, L2NormalizeOptions } from './vectors.js';
+export {
+  packSigns,
+  unpackSigns,
+  hammingTopK,
+  hammingTopKAsync,
+  codeBytes,
+  ResidualBinarizer,
+  MAX_RESIDUAL_BITS,
+  BinaryIndex,
+} from './binary/index.js';
+export type {
+  BitOrder,
+  PackSignsOptions,
+  UnpackSignsOptions,
+  HammingTopKOptions,
+  HammingTopKResult,
+  ResidualBinarizerOptions,
+  ResidualBinarizerJSON,
+  ScoreTopKOptions,
+  ScoreTopKResult,
+  BinaryIndexOptions,
+  BinarySearchOptions,
+  BinarySearchResult,
+  BinaryMetric,
+  VectorStore,
+  Similarity,
+} from './binary/index.js';

@@ -71,3 +71,28 @@ export function loadColbertDocuments(): { vectors: Float32Array; dim: number } {
   const vectors = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
   return { vectors, dim: manifest.dim };
 }
+
+/** Bits set in a byte. */
+export const POPCOUNT8 = Uint8Array.from({ length: 256 }, (_, b) => {
+  let c = 0;
+  for (let x = b; x; x &= x - 1) c++;
+  return c;
+});
+
+/** Hamming distance of two packed rows over their first `bits` bits (the reference: byte table plus a masked tail). */
+export function hammingReference(a: Uint8Array, ao: number, b: Uint8Array, bo: number, bits: number, order: 'msb' | 'lsb' = 'msb'): number {
+  const full = Math.floor(bits / 8);
+  let d = 0;
+  for (let i = 0; i < full; i++) d += POPCOUNT8[a[ao + i]! ^ b[bo + i]!]!;
+  const r = bits % 8;
+  if (r) {
+    const mask = order === 'msb' ? (0xff00 >> r) & 0xff : (1 << r) - 1;
+    d += POPCOUNT8[(a[ao + full]! ^ b[bo + full]!) & mask]!;
+  }
+  return d;
+}
+
+export function randomBytes(n: number, seed: number): Uint8Array {
+  const r = seeded(seed);
+  return Uint8Array.from({ length: n }, () => Math.floor(r() * 256));
+}

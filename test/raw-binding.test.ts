@@ -20,10 +20,15 @@ const values = [
   () => detached(), () => new Float32Array(new SharedArrayBuffer(96)), () => Buffer.from('abc'),
   () => new Proxy({}, { get() { throw new Error('getter ran'); } }),
 ];
+const handle = new addon.BinaryIndexHandle(16, 2, 'float32', 'dot');
+handle.add(new Int32Array([1, 2]), new Uint8Array(2 * (2 * 2 + 4)), new Float32Array(32));
+const methods = ['add', 'remove', 'search', 'searchAsync', 'size', 'memoryBytes', 'exportContents', 'importContents'];
+for (const m of methods) addon['handle.' + m] = (...args) => handle[m](...args);
+addon['new BinaryIndexHandle'] = (...args) => new addon.BinaryIndexHandle(...args);
 const fns = Object.keys(addon).filter((k) => typeof addon[k] === 'function');
 const counts = { ok: 0, TypeError: 0, RangeError: 0, Error: 0 };
 const pending = [];
-for (let trial = 0; trial < 6000; trial++) {
+for (let trial = 0; trial < 12000; trial++) {
   const name = fns[trial % fns.length];
   const args = Array.from({ length: Math.floor(rand() * 7) }, () => values[Math.floor(rand() * values.length)]());
   try {
@@ -46,7 +51,8 @@ describe('raw binding', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const { fns, counts } = JSON.parse(r.stdout);
-    expect(fns).toEqual(expect.arrayContaining(['matryoshka', 'matryoshkaAsync', 'setThreads', 'rngFill', 'crc32c']));
+    expect(fns).toEqual(expect.arrayContaining(['matryoshka', 'matryoshkaAsync', 'setThreads', 'rngFill', 'crc32c',
+      'hammingTopK', 'sdcTopK', 'residualEncode', 'handle.search', 'handle.importContents', 'new BinaryIndexHandle']));
     expect(counts.TypeError).toBeGreaterThan(1000);
     expect(counts.RangeError).toBeGreaterThan(10);
     expect(counts.ok).toBeGreaterThan(10);

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, TESSERA_VERSION));
   register_runtime(env, exports);
   register_vectors(env, exports);
+  register_binary(env, exports);
 #ifdef TESSERA_WITH_CUDA
   register_cuda(env, exports);
 #endif

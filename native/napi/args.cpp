@@ -11,6 +11,7 @@ constexpr napi_typedarray_type typed_array_kind() {
   if constexpr (std::is_same_v<T, float>) return napi_float32_array;
   if constexpr (std::is_same_v<T, double>) return napi_float64_array;
   if constexpr (std::is_same_v<T, std::uint8_t>) return napi_uint8_array;
+  if constexpr (std::is_same_v<T, std::int8_t>) return napi_int8_array;
   if constexpr (std::is_same_v<T, std::uint16_t>) return napi_uint16_array;
   if constexpr (std::is_same_v<T, std::int32_t>) return napi_int32_array;
   if constexpr (std::is_same_v<T, std::uint32_t>) return napi_uint32_array;
@@ -22,6 +23,7 @@ constexpr const char* typed_array_name() {
   if constexpr (std::is_same_v<T, float>) return "Float32Array";
   if constexpr (std::is_same_v<T, double>) return "Float64Array";
   if constexpr (std::is_same_v<T, std::uint8_t>) return "Uint8Array";
+  if constexpr (std::is_same_v<T, std::int8_t>) return "Int8Array";
   if constexpr (std::is_same_v<T, std::uint16_t>) return "Uint16Array";
   if constexpr (std::is_same_v<T, std::int32_t>) return "Int32Array";
   if constexpr (std::is_same_v<T, std::uint32_t>) return "Uint32Array";
@@ -111,6 +113,8 @@ template Napi::TypedArrayOf<std::int32_t> typed_array<std::int32_t>(const Napi::
                                                                     const char*);
 template Napi::TypedArrayOf<std::uint32_t> typed_array<std::uint32_t>(const Napi::CallbackInfo&, std::size_t,
                                                                       const char*);
+template Napi::TypedArrayOf<std::int8_t> typed_array<std::int8_t>(const Napi::CallbackInfo&, std::size_t,
+                                                                  const char*);
 template Napi::TypedArrayOf<std::uint64_t> typed_array<std::uint64_t>(const Napi::CallbackInfo&, std::size_t,
                                                                       const char*);
 
@@ -145,6 +149,14 @@ bool boolean(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
   const Napi::Value v = arg(info, i);
   if (!v.IsBoolean()) throw_type(info.Env(), "Expected " + quoted(name) + " to be a boolean, got " + describe(v));
   return v.As<Napi::Boolean>().Value();
+}
+
+double number(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
+  const Napi::Value v = arg(info, i);
+  if (!v.IsNumber()) throw_type(info.Env(), "Expected " + quoted(name) + " to be a number, got " + describe(v));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (std::isnan(d)) throw_range(info.Env(), quoted(name) + " must not be NaN");
+  return d;
 }
 
 std::string string(const Napi::CallbackInfo& info, std::size_t i, const char* name) {

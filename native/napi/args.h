@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <cstddef>
+#include <optional>
 #include <cstdint>
 #include <string>
 
@@ -38,7 +39,17 @@ std::uint64_t integer(const Napi::CallbackInfo& info, std::size_t i, const char*
 // Any unsigned 64-bit value: a BigInt in [0, 2^64) or a safe non-negative Number (seeds, offsets).
 std::uint64_t u64(const Napi::CallbackInfo& info, std::size_t i, const char* name);
 bool boolean(const Napi::CallbackInfo& info, std::size_t i, const char* name);
+// Any number but NaN (infinities allowed).
+double number(const Napi::CallbackInfo& info, std::size_t i, const char* name);
 std::string string(const Napi::CallbackInfo& info, std::size_t i, const char* name);
+
+// A typed array argument that may be undefined or null.
+template <class T>
+std::optional<Napi::TypedArrayOf<T>> optional_typed_array(const Napi::CallbackInfo& info, std::size_t i,
+                                                          const char* name) {
+  if (!has_value(info, i)) return std::nullopt;
+  return typed_array<T>(info, i, name);
+}
 
 // Bytes of any ArrayBuffer view (typed array or DataView) or ArrayBuffer.
 struct Bytes {

@@ -44,6 +44,73 @@ export interface Binding {
     normalize: boolean,
     out?: Float32Array,
   ): Promise<Float32Array>;
+  packSigns(x: Float32Array, dim: number, msb: boolean, threshold: number, out?: Uint8Array): Uint8Array;
+  unpackSigns(codes: Uint8Array, dim: number, msb: boolean, out?: Float32Array): Float32Array;
+  hammingTopK(queries: Uint8Array, codes: Uint8Array, bits: number, k: number, msb: boolean): HammingResult;
+  hammingTopKAsync(queries: Uint8Array, codes: Uint8Array, bits: number, k: number, msb: boolean): Promise<HammingResult>;
+  residualEncode(x: Float32Array, dim: number, bits: number, center?: Float32Array, out?: Uint8Array): Uint8Array;
+  residualEncodeAsync(x: Float32Array, dim: number, bits: number, center?: Float32Array, out?: Uint8Array): Promise<Uint8Array>;
+  residualDecode(codes: Uint8Array, dim: number, bits: number, center?: Float32Array, out?: Float32Array): Float32Array;
+  residualDecodeAsync(codes: Uint8Array, dim: number, bits: number, center?: Float32Array, out?: Float32Array): Promise<Float32Array>;
+  sdcTopK(queryCodes: Uint8Array, docCodes: Uint8Array, dim: number, bits: number, k: number): ScoreResult;
+  sdcTopKAsync(queryCodes: Uint8Array, docCodes: Uint8Array, dim: number, bits: number, k: number): Promise<ScoreResult>;
+  adcTopK(queries: Float32Array, docCodes: Uint8Array, dim: number, bits: number, k: number): ScoreResult;
+  adcTopKAsync(queries: Float32Array, docCodes: Uint8Array, dim: number, bits: number, k: number): Promise<ScoreResult>;
+  BinaryIndexHandle: new (dim: number, bits: number, store: string, similarity: string) => BinaryIndexHandle;
   /** Present in the CUDA addon only. */
   cudaProbe?(): CudaProbe;
+}
+
+export interface HammingResult {
+  indices: Int32Array;
+  distances: Int32Array;
+}
+
+export interface ScoreResult {
+  indices: Int32Array;
+  scores: Float32Array;
+}
+
+export interface IndexSearchResult {
+  ids: Int32Array;
+  scores: Float32Array;
+  k: number;
+}
+
+export interface IndexContents {
+  ids: Int32Array;
+  codes: Uint8Array;
+  vectors?: Float32Array;
+  quantized?: Int8Array;
+  scales?: Float32Array;
+}
+
+export interface BinaryIndexHandle {
+  add(ids: Int32Array, codes: Uint8Array, vectors?: Float32Array): void;
+  remove(ids: Int32Array): number;
+  search(
+    queries: Float32Array | undefined,
+    queryCodes: Uint8Array | undefined,
+    center: Float32Array | undefined,
+    nq: number,
+    k: number,
+    metric: string,
+    candidates: number,
+    rescore: boolean,
+  ): IndexSearchResult;
+  searchAsync(
+    queries: Float32Array | undefined,
+    queryCodes: Uint8Array | undefined,
+    center: Float32Array | undefined,
+    nq: number,
+    k: number,
+    metric: string,
+    candidates: number,
+    rescore: boolean,
+  ): Promise<IndexSearchResult>;
+  size(): number;
+  memoryBytes(): number;
+  exportContents(): IndexContents;
+  importContents(ids: Int32Array, codes: Uint8Array, vectors?: Float32Array, quantized?: Int8Array, scales?: Float32Array): void;
+  release(): void;
 }

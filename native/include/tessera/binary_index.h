@@ -30,7 +30,8 @@ struct IndexConfig {
 // squared L2 distance to the stored vectors.
 struct SearchRequest {
   const float* queries = nullptr;        // nq x dim: for adc and rescoring
-  const std::uint8_t* query_codes = nullptr;  // nq residual rows: for hamming and sdc
+  const std::uint8_t* query_codes = nullptr;  // nq residual rows for hamming and sdc; encoded from queries if absent
+  const float* center = nullptr;         // subtracted from queries before encoding them (the binarizer's centre)
   std::size_t nq = 0;
   std::size_t k = 0;
   Metric metric = Metric::hamming;

@@ -142,23 +142,31 @@ Status FlatIndex::search(const SearchRequest& r, std::int32_t* out_ids, float* o
   std::shared_lock lock(mutex_);
   const std::size_t n = ids_.size(), kk = std::min(r.k, n);
   if (r.nq == 0 || kk == 0) return Status::ok;
-  if ((needs_floats && !r.queries) || (needs_codes && !r.query_codes) || !out_ids || !out_scores)
+  if ((needs_floats && !r.queries) || (needs_codes && !r.query_codes && !r.queries) || !out_ids || !out_scores)
     return Status::invalid_argument;
   const std::size_t cand = r.rescore ? std::min(n, std::max(r.k, r.candidates)) : kk;
   try {
+    std::vector<std::uint8_t> encoded;
+    const std::uint8_t* query_codes = r.query_codes;
+    if (needs_codes && !query_codes) {
+      encoded.resize(r.nq * row_bytes_);
+      const Status e = residual_encode(r.queries, r.nq, config_.dim, config_.planes, r.center, encoded.data());
+      if (e != Status::ok) return e;
+      query_codes = encoded.data();
+    }
     std::vector<std::int32_t> cand_ids(r.nq * cand);
     std::vector<float> cand_scores(r.nq * cand);
     Status s;
     if (r.metric == Metric::hamming) {
       std::vector<std::int32_t> distances(r.nq * cand);
-      HammingQuery hq{r.query_codes, r.nq, codes_.data(), n, config_.dim, BitOrder::msb, cand, ids_.data(),
+      HammingQuery hq{query_codes, r.nq, codes_.data(), n, config_.dim, BitOrder::msb, cand, ids_.data(),
                       row_bytes_, row_bytes_};
       s = hamming_topk(hq, cand_ids.data(), distances.data());
       for (std::size_t i = 0; i < distances.size(); ++i)
         cand_scores[i] = static_cast<float>(static_cast<double>(config_.dim) - 2.0 * distances[i]);
     } else {
       ScoreQuery sq{r.nq, codes_.data(), n, config_.dim, config_.planes, cand, ids_.data()};
-      s = r.metric == Metric::sdc ? sdc_topk(r.query_codes, sq, cand_ids.data(), cand_scores.data())
+      s = r.metric == Metric::sdc ? sdc_topk(query_codes, sq, cand_ids.data(), cand_scores.data())
                                   : adc_topk(r.queries, sq, cand_ids.data(), cand_scores.data());
     }
     if (s != Status::ok) return s;

@@ -40,6 +40,19 @@ export function copyBandwidth(bytes) {
   return (2 * half) / (median(times) / 1e3);
 }
 
+/** Bytes per second a threaded read of `data` (an existing buffer, e.g. the codes a scan reads) achieves. */
+export function readBandwidth(data) {
+  const read = binding().readBytes;
+  read(data);
+  const times = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = now();
+    read(data);
+    times.push(now() - t0);
+  }
+  return data.byteLength / (median(times) / 1e3);
+}
+
 /** Calls per measurement so that one measurement lasts at least `minMs`. */
 async function calibrate(fn, minMs) {
   let calls = 1;
@@ -53,20 +66,29 @@ async function calibrate(fn, minMs) {
 }
 
 /**
- * Runs one case. `contenders` maps names to functions (sync or returning a Promise); `baseline` names the one the
- * ratios are taken against; `bytes` is what one call must move (for the bandwidth figure).
+ * Runs one case. `contenders` maps names to functions (sync or returning a Promise), or to { run, scale, note }:
+ * `scale` multiplies the measured time, for a slow peer run on a fixed fraction of the work (a linear scan of 1/16
+ * of the codes has scale 16); `run` may resolve to { ms } to report its own time (a peer in another process, so
+ * the pipe is not timed). `baseline` names the contender the ratios are taken against; `bytes` is what one call
+ * must move (for the bandwidth figure).
  */
-export async function runCase({ name, params = {}, contenders, baseline, bytes, rounds = 9, minMs = 30 }) {
+export async function runCase({ name, params = {}, contenders, baseline, bytes, rounds = 9, minMs = 30, extra = {} }) {
   const names = Object.keys(contenders);
+  const spec = Object.fromEntries(names.map((n) => [n, typeof contenders[n] === 'function' ? { run: contenders[n] } : contenders[n]]));
   const calls = {};
-  for (const n of names) calls[n] = await calibrate(contenders[n], minMs);  // also the warm-up
+  for (const n of names) calls[n] = await calibrate(spec[n].run, minMs);  // also the warm-up
   const times = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? names : [...names].reverse();
     for (const n of order) {
       const t0 = now();
-      for (let i = 0; i < calls[n]; i++) await contenders[n]();
-      times[n].push((now() - t0) / calls[n]);
+      let reported = 0;
+      for (let i = 0; i < calls[n]; i++) {
+        const out = await spec[n].run();
+        if (out && typeof out.ms === 'number') reported += out.ms;
+      }
+      const ms = reported > 0 ? reported : now() - t0;
+      times[n].push((ms / calls[n]) * (spec[n].scale ?? 1));
     }
   }
   const medianMs = Object.fromEntries(names.map((n) => [n, median(times[n])]));
@@ -76,7 +98,8 @@ export async function runCase({ name, params = {}, contenders, baseline, bytes, 
   );
   const gbPerS = bytes ? Object.fromEntries(names.map((n) => [n, bytes / (medianMs[n] / 1e3) / 1e9])) : undefined;
   const copyGBs = bytes ? copyBandwidth(bytes) / 1e9 : undefined;
-  return { name, params, baseline, rounds, calls, medianMs, speedup, bytes, gbPerS, copyGBs };
+  const notes = Object.fromEntries(names.filter((n) => spec[n].note).map((n) => [n, spec[n].note]));
+  return { name, params, baseline, rounds, calls, medianMs, speedup, bytes, gbPerS, copyGBs, notes, ...extra };
 }
 
 export function machine(extra = {}) {
@@ -106,6 +129,10 @@ export function formatTable(suite) {
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) lines.push(r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
+  for (const c of suite.cases) {
+    for (const [n, note] of Object.entries(c.notes ?? {})) lines.push(`  note (${c.name}, ${n}): ${note}`);
+    for (const line of c.summary ?? []) lines.push(`  ${c.name}: ${line}`);
+  }
   return lines.join('\n');
 }
 
@@ -156,7 +183,9 @@ export async function runSuite(suiteName, cases, { outDir = RESULTS_DIR, machine
   const results = [];
   for (const c of cases) {
     log(`  ${suiteName} / ${c.name} ...`);
-    results.push(await runCase(c));
+    const result = await runCase(c);
+    if (c.summarize) result.summary = c.summarize(result);  // derived figures: limits, per-core rates
+    results.push(result);
   }
   const suite = { suite: suiteName, date: new Date().toISOString(), machine: machine(machineInfo), cases: results };
   fs.mkdirSync(outDir, { recursive: true });

@@ -8,6 +8,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 export function tableFor(suite) {
+  const lines = suite.cases.flatMap((c) => (c.summary ?? []).map((l) => `- ${c.name}: ${l}`));
   const contenders = Object.keys(suite.cases[0].medianMs).filter((n) => n !== suite.cases[0].baseline);
   const head = ['case', ...contenders.map((n) => `${n} vs ${suite.cases[0].baseline}`), ...contenders.map((n) => `${n} % of copy`)];
   const rows = suite.cases.map((c) => [
@@ -22,6 +23,7 @@ export function tableFor(suite) {
     `| ${head.join(' | ')} |`,
     `| ${head.map(() => '---').join(' | ')} |`,
     ...rows.map((r) => `| ${r.join(' | ')} |`),
+    ...(lines.length ? ['', ...lines] : []),
   ].join('\n');
 }
 
@@ -34,7 +36,8 @@ export function updateReadme(resultsDir = path.join(root, 'bench', 'results'), r
     const start = readme.indexOf(open);
     const end = readme.indexOf(close);
     if (start < 0 || end < start) continue;
-    readme = `${readme.slice(0, start + open.length)}\n${tableFor(suite)}\n${readme.slice(end)}`;
+    const body = suite.markdown ?? tableFor(suite);  // report suites (quality) carry their own table
+    readme = `${readme.slice(0, start + open.length)}\n${body}\n${readme.slice(end)}`;
   }
   fs.writeFileSync(readmePath, readme);
 }

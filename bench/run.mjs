@@ -21,6 +21,11 @@ if (unknown.length) {
 }
 for (const name of named.length ? named : available) {
   const suite = await import(pathToFileURL(path.join(here, `${name}.bench.mjs`)).href);
-  await runSuite(name, suite.cases({ quick }), { outDir, machineInfo: suite.machineInfo?.() });
+  try {
+    if (suite.report) await suite.report({ quick, outDir });  // a suite that is not timing, e.g. retrieval quality
+    else await runSuite(name, await suite.cases({ quick }), { outDir, machineInfo: await suite.machineInfo?.() });
+  } finally {
+    await suite.teardown?.();
+  }
 }
 if (outDir === RESULTS_DIR && !quick) updateReadme();  // the README shows the recorded results, never hand-copied ones

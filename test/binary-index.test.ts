@@ -146,6 +146,37 @@ describe('BinaryIndex', () => {
     q8.dispose();
   });
 
+  it('with l2 similarity, sdc and adc score -‖q − reconstruction‖² (centre included)', () => {
+    const dim = 20, n = 400;
+    const vectors = randomFloats(n * dim, 8);
+    for (let i = 0; i < vectors.length; i++) vectors[i]! += 5;  // far from zero: the centre matters
+    const index = new BinaryIndex({ dim, bits: 3, similarity: 'l2' });
+    index.binarizer.fit(vectors);
+    index.add(Int32Array.from({ length: n }, (_, i) => i), vectors);
+    const decoded = index.binarizer.decode(index.binarizer.encode(vectors));
+    const queries = randomFloats(3 * dim, 9).map((v) => v + 5);
+    const qDecoded = index.binarizer.decode(index.binarizer.encode(queries));
+    for (const metric of ['sdc', 'adc'] as const) {
+      const r = index.search(queries, 5, { metric });
+      for (let q = 0; q < 3; q++) {
+        const exact = Array.from({ length: n }, (_, j) => {
+          let s = 0;
+          for (let i = 0; i < dim; i++) {
+            const a = metric === 'adc' ? queries[q * dim + i]! : qDecoded[q * dim + i]!;
+            s -= (a - decoded[j * dim + i]!) ** 2;
+          }
+          return [s, j] as const;
+        }).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+        for (let rank = 0; rank < 5; rank++) {
+          const [want] = exact[rank]!;
+          expect(Math.abs(r.scores[q * 5 + rank]! - want)).toBeLessThan(1e-3 * Math.max(1, Math.abs(want)));
+        }
+        expect(r.ids[q * 5]).toBe(exact[0]![1]);
+      }
+    }
+    index.dispose();
+  });
+
   it('adds codes directly, when it stores no vectors', () => {
     const dim = 16;
     const index = new BinaryIndex({ dim });

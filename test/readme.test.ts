@@ -16,13 +16,19 @@ describe('README examples', () => {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    // Lines with a "// [..]" comment state their output: check the printed arrays match it.
-    const claims = [...code.matchAll(/console\.log\(.*\);\s*\/\/ (\[[^\]]*\])/g)].map((m) => m[1]!);
+    // Each console.log states its output in a comment: "// [..]" (an array, compared as float32) or
+    // "// prints: text". Check every printed line against its claim.
+    const logs = [...code.matchAll(/console\.log\(.*\);\s*(?:\/\/ (.*))?/g)].map((m) => m[1] ?? '');
     const printed = r.stdout.trim().split('\n');
-    claims.forEach((claim, i) => {
-      const want = JSON.parse(claim) as number[];
-      const got = JSON.parse(printed[i]!.replace(/ /g, '')) as number[];
-      expect(got.map((x) => Math.fround(x))).toEqual(want.map((x) => Math.fround(x)));
+    expect(printed.length).toBe(logs.length);
+    logs.forEach((claim, i) => {
+      if (claim.startsWith('[')) {
+        const want = JSON.parse(claim.slice(0, claim.indexOf(']') + 1)) as number[];
+        const got = JSON.parse(printed[i]!.replace(/ /g, '')) as number[];
+        expect(got.map((x) => Math.fround(x))).toEqual(want.map((x) => Math.fround(x)));
+      } else if (claim.startsWith('prints: ')) {
+        expect(printed[i]).toBe(claim.slice('prints: '.length).replace(/ \(.*\)$/, ''));
+      }
     });
   });
 });

@@ -405,6 +405,13 @@ class BinaryIndexHandle final : public Napi::ObjectWrap<BinaryIndexHandle> {
   std::shared_ptr<binary::FlatIndex> index_;
 };
 
+// (bytes) -> XOR + popcount of that many bytes in L1 over the pool: the Hamming scan's compute ceiling, for bench/.
+Napi::Value PopcountWork(const Napi::CallbackInfo& info) {
+  expect_arity(info, 1, 1, "popcountWork");
+  const std::uint64_t bytes = integer(info, 0, "bytes", 0, std::uint64_t{1} << 50);
+  return Napi::Number::New(info.Env(), static_cast<double>(binary::popcount_work(bytes) & 0xFFFFFFFFu));
+}
+
 }  // namespace
 
 void register_binary(Napi::Env env, Napi::Object exports) {
@@ -421,6 +428,7 @@ void register_binary(Napi::Env env, Napi::Object exports) {
   exports.Set("adcTopK", Napi::Function::New(env, ScoreTopK<false, false>, "adcTopK"));
   exports.Set("adcTopKAsync", Napi::Function::New(env, ScoreTopK<false, true>, "adcTopKAsync"));
   exports.Set("BinaryIndexHandle", BinaryIndexHandle::Define(env));
+  exports.Set("popcountWork", Napi::Function::New(env, PopcountWork, "popcountWork"));
 }
 
 }  // namespace tessera::napi

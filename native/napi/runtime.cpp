@@ -107,6 +107,13 @@ Napi::Value CopyBytes(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// (data) -> an XOR of its words, read over the pool: the read-bandwidth yardstick of bench/.
+Napi::Value ReadBytes(const Napi::CallbackInfo& info) {
+  expect_arity(info, 1, 1, "readBytes");
+  const Bytes b = bytes(info, 0, "data");
+  return Napi::Number::New(info.Env(), static_cast<double>(parallel_read(b.data, b.size) & 0xFFFFFFFFu));
+}
+
 }  // namespace
 
 void register_runtime(Napi::Env env, Napi::Object exports) {
@@ -118,6 +125,7 @@ void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("rngAlgorithmVersion", Napi::Number::New(env, rng::kAlgorithmVersion));
   exports.Set("crc32c", Napi::Function::New(env, Crc32c, "crc32c"));
   exports.Set("copyBytes", Napi::Function::New(env, CopyBytes, "copyBytes"));
+  exports.Set("readBytes", Napi::Function::New(env, ReadBytes, "readBytes"));
 }
 
 }  // namespace tessera::napi

@@ -129,15 +129,20 @@ TEST_CASE("SDC and ADC scores are the inner products of the reconstructions, top
       REQUIRE(binary::residual_encode(queries.data(), nq, dim, planes, nullptr, qc.data()) == Status::ok);
       std::copy_n(dc.begin(), rb, dc.begin() + 9 * rb);  // a duplicate document: a tie broken by index
       const std::size_t k = 20;
-      for (int mode = 0; mode < 2; ++mode) {  // 0: SDC, 1: ADC
+      std::vector<float> norms(n);
+      for (std::size_t j = 0; j < n; ++j) norms[j] = static_cast<float>(binary::residual_squared_norm(&dc[j * rb], dim, planes));
+      for (int mode = 0; mode < 4; ++mode) {  // 0: SDC, 1: ADC, 2: SDC for L2, 3: ADC for L2
+        const bool sdc = mode % 2 == 0, l2 = mode >= 2;
         std::vector<std::vector<std::pair<double, std::int32_t>>> want(nq);
         for (std::size_t i = 0; i < nq; ++i) {
           const Decoded qd = read_row(&qc[i * rb], dim, planes);
           for (std::size_t j = 0; j < n; ++j) {
             const Decoded dd = read_row(&dc[j * rb], dim, planes);
             double s = 0;
-            for (std::size_t e = 0; e < dim; ++e)
-              s += (mode == 0 ? qd.alpha * qd.v[e] : queries[i * dim + e]) * dd.alpha * dd.v[e];
+            for (std::size_t e = 0; e < dim; ++e) {
+              const double a = sdc ? qd.alpha * qd.v[e] : queries[i * dim + e], b = dd.alpha * dd.v[e];
+              s += l2 ? -(a - b) * (a - b) : a * b;
+            }
             want[i].push_back({-s, static_cast<std::int32_t>(j)});
           }
           std::sort(want[i].begin(), want[i].end());
@@ -148,20 +153,23 @@ TEST_CASE("SDC and ADC scores are the inner products of the reconstructions, top
             REQUIRE(set_thread_count(threads) == Status::ok);
             std::vector<std::int32_t> idx(nq * k, -1);
             std::vector<float> score(nq * k, NAN);
-            binary::ScoreQuery sq{nq, dc.data(), n, dim, planes, k};
-            if (mode == 0) REQUIRE(binary::sdc_topk(qc.data(), sq, idx.data(), score.data()) == Status::ok);
+            binary::ScoreQuery sq{nq, dc.data(), n, dim, planes, k, nullptr, l2 ? norms.data() : nullptr};
+            if (sdc) REQUIRE(binary::sdc_topk(qc.data(), sq, idx.data(), score.data()) == Status::ok);
             else REQUIRE(binary::adc_topk(queries.data(), sq, idx.data(), score.data()) == Status::ok);
             for (std::size_t i = 0; i < nq; ++i) {
               for (std::size_t r = 0; r < k; ++r) {
                 const double exact = -want[i][r].first;
-                // SDC is exact up to the final rounding; ADC sums floats: bound by the sum of magnitudes.
-                double scale = std::abs(exact);
-                if (mode == 1) {
-                  const Decoded dd = read_row(&dc[static_cast<std::size_t>(want[i][r].second) * rb], dim, planes);
-                  scale = 0;
-                  for (std::size_t e = 0; e < dim; ++e) scale += std::abs(queries[i * dim + e] * dd.alpha * dd.v[e]);
+                // SDC inner products are exact up to the final rounding; ADC sums floats, and the L2 forms subtract
+                // norms held in float32: bound by the magnitudes involved.
+                const Decoded dd = read_row(&dc[static_cast<std::size_t>(want[i][r].second) * rb], dim, planes);
+                double magnitude = 0, dn = 0, qn = 0;
+                const Decoded qd = read_row(&qc[i * rb], dim, planes);
+                for (std::size_t e = 0; e < dim; ++e) {
+                  const double a = sdc ? qd.alpha * qd.v[e] : queries[i * dim + e], b = dd.alpha * dd.v[e];
+                  magnitude += std::abs(a * b), dn += b * b, qn += a * a;
                 }
-                const double bound = mode == 0 ? std::abs(exact) * 0x1.0p-24 : scale * 4 * static_cast<double>(dim) * 0x1.0p-24;
+                double bound = mode == 0 ? std::abs(exact) * 0x1.0p-24 : magnitude * 4 * static_cast<double>(dim) * 0x1.0p-24;
+                if (l2) bound = 2 * bound + (dn + qn) * 0x1.0p-22 + std::abs(exact) * 0x1.0p-24;
                 CHECK(std::abs(score[i * k + r] - exact) <= bound + 1e-30);
                 if (r + 1 < k && -want[i][r + 1].first + bound < exact - bound)  // separated beyond rounding
                   CHECK(idx[i * k + r] == want[i][r].second);

@@ -51,8 +51,9 @@ export interface BinarySearchOptions {
 export interface BinarySearchResult {
   /** nq × k ids (k = min(requested k, size)), each row sorted by (score descending, id ascending). */
   ids: Int32Array;
-  /** Higher is better: hamming dim − 2·distance of the sign planes; sdc / adc the inner product of reconstructions;
-   *  rescored: the dot product, or −‖q − v‖² for l2. */
+  /** Higher is better: hamming dim − 2·distance of the sign planes; sdc / adc the inner product with the
+   *  reconstructions (similarity 'dot'; the centre left out) or −‖q − reconstruction‖² ('l2'); rescored: the dot
+   *  product with the stored vector, or −‖q − v‖². */
   scores: Float32Array;
   k: number;
 }

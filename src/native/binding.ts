@@ -36,6 +36,8 @@ export interface Binding {
   crc32c(data: ArrayBufferView | ArrayBuffer, crc?: number): number;
   /** Threaded memcpy: the memory-bandwidth yardstick of bench/. */
   copyBytes(dst: ArrayBufferView | ArrayBuffer, src: ArrayBufferView | ArrayBuffer): void;
+  /** Threaded read of every byte: the read-bandwidth yardstick of bench/. */
+  readBytes(data: ArrayBufferView | ArrayBuffer): number;
   matryoshka(vectors: Float32Array, dim: number, keep: number, normalize: boolean, out?: Float32Array): Float32Array;
   matryoshkaAsync(
     vectors: Float32Array,
@@ -56,6 +58,8 @@ export interface Binding {
   sdcTopKAsync(queryCodes: Uint8Array, docCodes: Uint8Array, dim: number, bits: number, k: number): Promise<ScoreResult>;
   adcTopK(queries: Float32Array, docCodes: Uint8Array, dim: number, bits: number, k: number): ScoreResult;
   adcTopKAsync(queries: Float32Array, docCodes: Uint8Array, dim: number, bits: number, k: number): Promise<ScoreResult>;
+  /** XOR + popcount of `bytes` bytes in L1 over the pool: the Hamming scan's compute ceiling, timed by bench/. */
+  popcountWork(bytes: number): number;
   BinaryIndexHandle: new (dim: number, bits: number, store: string, similarity: string) => BinaryIndexHandle;
   /** Present in the CUDA addon only. */
   cudaProbe?(): CudaProbe;

@@ -70,6 +70,9 @@ Status residual_encode(const float* x, std::size_t rows, std::size_t dim, std::s
 Status residual_decode(const std::uint8_t* codes, std::size_t rows, std::size_t dim, std::size_t planes,
                        const float* center, float* out) noexcept;
 
+// The squared norm of a residual row's reconstruction, alpha^2 sum_{t,u} 2^-(t+u) <s_t, s_u>: exact in float64.
+double residual_squared_norm(const std::uint8_t* row, std::size_t dim, std::size_t planes) noexcept;
+
 // Top-k by score, descending, ties by key ascending (keys as in HammingQuery). Scores are float32.
 struct ScoreQuery {
   std::size_t nq;
@@ -79,6 +82,9 @@ struct ScoreQuery {
   std::size_t planes;
   std::size_t k;
   const std::int32_t* ids = nullptr;
+  // With the documents' squared reconstruction norms (residual_squared_norm), scores become negated squared L2
+  // distances, -|q - d|^2, for L2 search; without, inner products.
+  const float* doc_norms = nullptr;
 };
 // SDC: query codes are residual rows with the same dim and planes; the score is the exact inner product of the two
 // reconstructions (centres excluded), from popcounts of every plane pair: <a, c> = dim - 2 popcount(a xor c).
@@ -86,5 +92,12 @@ Status sdc_topk(const std::uint8_t* query_codes, const ScoreQuery& q, std::int32
                 float* out_scores) noexcept;
 // ADC: float queries (nq × dim) against residual rows; the score is <query, reconstruction> (centre excluded).
 Status adc_topk(const float* queries, const ScoreQuery& q, std::int32_t* out_keys, float* out_scores) noexcept;
+
+// ---- machine limits (for benchmarks) ---------------------------------------------------------------------------
+// XORs and popcounts `bytes` bytes (accumulating the counts) over a buffer resident in L1, spread over the pool,
+// with the best popcount of the active dispatch level: nothing a Hamming scan can skip, and nothing else. A
+// benchmark times it beside a scan of the same size to say how far the scan is from the compute ceiling.
+// Returns the total count (so the work cannot be optimised away).
+std::uint64_t popcount_work(std::size_t bytes) noexcept;
 
 }  // namespace tessera::binary

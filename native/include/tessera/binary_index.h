@@ -26,8 +26,8 @@ struct IndexConfig {
 };
 
 // Scores are "higher is better" for every metric: hamming gives dim - 2 * distance of the sign planes (their ±1
-// inner product), sdc and adc the inner products of the reconstructions, rescoring the dot product or the negated
-// squared L2 distance to the stored vectors.
+// inner product); sdc and adc the inner product with the reconstructions (dot similarity) or the negated squared
+// L2 distance to them (l2); rescoring the dot product or the negated squared L2 distance to the stored vectors.
 struct SearchRequest {
   const float* queries = nullptr;        // nq x dim: for adc and rescoring
   const std::uint8_t* query_codes = nullptr;  // nq residual rows for hamming and sdc; encoded from queries if absent
@@ -85,6 +85,7 @@ class FlatIndex {
   std::vector<float> vectors_;
   std::vector<std::int8_t> quantized_;
   std::vector<float> scales_;
+  std::vector<float> norms_;  // l2 similarity: each row's squared reconstruction norm
   std::unordered_map<std::int32_t, std::uint32_t> rows_;  // id -> row
 };
 

@@ -72,6 +72,10 @@ Status parallel_for(std::size_t n, std::size_t grain, ChunkFn body, std::size_t 
 // The number of slots worth allocating for a parallel_for over n items in chunks of grain: min(threads, chunks).
 std::size_t slots_for(std::size_t n, std::size_t grain) noexcept;
 
+// Reads `bytes` bytes over the pool (an XOR of every 64-bit word, returned so it cannot be skipped): the memory read
+// bandwidth yardstick for scans that only read.
+std::uint64_t parallel_read(const void* data, std::size_t bytes) noexcept;
+
 // memcpy split over the pool in 256 KiB chunks: the memory-bandwidth yardstick the benchmarks compare kernels with.
 void parallel_copy(void* dst, const void* src, std::size_t bytes) noexcept;
 

@@ -31,7 +31,8 @@ std::size_t FlatIndex::memory_bytes() const noexcept {
   std::shared_lock lock(mutex_);
   // The arrays' capacity, and the id map at about two words per bucket and four per node.
   return ids_.capacity() * sizeof(std::int32_t) + codes_.capacity() + vectors_.capacity() * sizeof(float) +
-         quantized_.capacity() + scales_.capacity() * sizeof(float) + rows_.bucket_count() * 2 * sizeof(void*) +
+         quantized_.capacity() + (scales_.capacity() + norms_.capacity()) * sizeof(float) +
+         rows_.bucket_count() * 2 * sizeof(void*) +
          rows_.size() * 4 * sizeof(void*);
 }
 
@@ -58,6 +59,9 @@ Status FlatIndex::append_locked(const std::int32_t* ids, std::size_t count, cons
         quantize_row(vectors + i * dim, dim, &quantized_[(start + i) * dim], &scales_[start + i]);
     }
   }
+  if (config_.similarity == Similarity::l2)
+    for (std::size_t i = 0; i < count; ++i)
+      norms_.push_back(static_cast<float>(residual_squared_norm(codes + i * row_bytes_, dim, config_.planes)));
   for (std::size_t i = 0; i < count; ++i) rows_[ids[i]] = static_cast<std::uint32_t>(start + i);
   return Status::ok;
 }
@@ -75,6 +79,7 @@ Status FlatIndex::add(const std::int32_t* ids, std::size_t count, const std::uin
     codes_.resize(before * row_bytes_);
     if (config_.store == VectorStore::float32) vectors_.resize(before * config_.dim);
     if (config_.store == VectorStore::int8) quantized_.resize(before * config_.dim), scales_.resize(before);
+    if (config_.similarity == Similarity::l2) norms_.resize(before);
     for (std::size_t i = 0; i < count; ++i) {
       auto it = rows_.find(ids[i]);
       if (it != rows_.end() && it->second >= before) rows_.erase(it);
@@ -101,11 +106,13 @@ std::size_t FlatIndex::remove(const std::int32_t* ids, std::size_t count) noexce
         std::memcpy(&quantized_[row * dim], &quantized_[last * dim], dim);
         scales_[row] = scales_[last];
       }
+      if (!norms_.empty()) norms_[row] = norms_[last];
     }
     ids_.pop_back();
     codes_.resize(last * row_bytes_);
     if (!vectors_.empty()) vectors_.resize(last * dim);
     if (!quantized_.empty()) quantized_.resize(last * dim), scales_.resize(last);
+    if (!norms_.empty()) norms_.resize(last);
     ++removed;
   }
   return removed;
@@ -165,9 +172,21 @@ Status FlatIndex::search(const SearchRequest& r, std::int32_t* out_ids, float* o
       for (std::size_t i = 0; i < distances.size(); ++i)
         cand_scores[i] = static_cast<float>(static_cast<double>(config_.dim) - 2.0 * distances[i]);
     } else {
-      ScoreQuery sq{r.nq, codes_.data(), n, config_.dim, config_.planes, cand, ids_.data()};
-      s = r.metric == Metric::sdc ? sdc_topk(query_codes, sq, cand_ids.data(), cand_scores.data())
-                                  : adc_topk(r.queries, sq, cand_ids.data(), cand_scores.data());
+      const float* norms = config_.similarity == Similarity::l2 ? norms_.data() : nullptr;
+      ScoreQuery sq{r.nq, codes_.data(), n, config_.dim, config_.planes, cand, ids_.data(), norms};
+      if (r.metric == Metric::sdc) {
+        s = sdc_topk(query_codes, sq, cand_ids.data(), cand_scores.data());
+      } else {
+        // ADC compares the query with reconstructions of the centred rows: centre the query the same way.
+        std::vector<float> centred;
+        const float* queries = r.queries;
+        if (r.center) {
+          centred.assign(r.queries, r.queries + r.nq * config_.dim);
+          for (std::size_t i = 0; i < centred.size(); ++i) centred[i] -= r.center[i % config_.dim];
+          queries = centred.data();
+        }
+        s = adc_topk(queries, sq, cand_ids.data(), cand_scores.data());
+      }
     }
     if (s != Status::ok) return s;
     if (!r.rescore) {
@@ -220,11 +239,11 @@ Status FlatIndex::import_contents(const std::int32_t* ids, std::size_t count, co
   try {
     const Status s = append_locked(ids, count, codes, vectors, quantized, scales);
     if (s != Status::ok) {
-      ids_.clear(), codes_.clear(), vectors_.clear(), quantized_.clear(), scales_.clear(), rows_.clear();
+      ids_.clear(), codes_.clear(), vectors_.clear(), quantized_.clear(), scales_.clear(), norms_.clear(), rows_.clear();
     }
     return s;
   } catch (...) {
-    ids_.clear(), codes_.clear(), vectors_.clear(), quantized_.clear(), scales_.clear(), rows_.clear();
+    ids_.clear(), codes_.clear(), vectors_.clear(), quantized_.clear(), scales_.clear(), norms_.clear(), rows_.clear();
     return Status::out_of_memory;
   }
 }

@@ -124,18 +124,21 @@ TESSERA_TARGET_AVX512_VPOPCNT void score_direct(const std::uint64_t* const* quer
 template <int NQ>
 TESSERA_TARGET_AVX512_VPOPCNT void score_block(const __m512i* t, std::size_t words, const std::uint64_t* const* q,
                                                std::size_t count, std::uint32_t* out, std::size_t out_stride) {
+  // Every loop over queries is unrolled, so the accumulators live in registers (a rolled loop makes GCC keep them in
+  // memory and clear them with rep stosq: a quarter of the time of a 1024-bit block).
   __m512i acc[NQ];
+#pragma GCC unroll 16
   for (int i = 0; i < NQ; ++i) acc[i] = _mm512_setzero_si512();
   for (std::size_t w = 0; w < words; ++w) {
     const __m512i code_words = _mm512_load_si512(t + w);
+#pragma GCC unroll 16
     for (int i = 0; i < NQ; ++i)
       acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(code_words, _mm512_set1_epi64(static_cast<long long>(q[i][w])))));
   }
   const __mmask8 valid = count >= 8 ? __mmask8(0xFF) : static_cast<__mmask8>((1u << count) - 1);
-  for (int i = 0; i < NQ; ++i)
-    _mm256_mask_storeu_epi32(out + i * out_stride, valid, _mm512_cvtepi64_epi32(acc[i]));
+#pragma GCC unroll 16
+  for (int i = 0; i < NQ; ++i) _mm256_mask_storeu_epi32(out + i * out_stride, valid, _mm512_cvtepi64_epi32(acc[i]));
 }
-
 
 }  // namespace
 

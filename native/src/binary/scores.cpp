@@ -6,6 +6,7 @@
 // The popcounts come from the Hamming kernels: every query plane against doc plane u is one Hamming tile.
 //
 // ADC: <q, d^> = alpha_d sum_u 2^-u (2 S_u - sum_i q_i), where S_u sums the query over the dims set in plane u.
+// For L2 search both become -|q - d^|^2 = 2 <q, d^> - |d^|^2 - |q|^2, with |d^|^2 given per document.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -68,6 +69,7 @@ struct SdcScorer {
   std::size_t planes, plane_bytes, row_bytes, words;
   std::vector<std::uint64_t> query_planes;  // nq x planes, padded to words
   std::vector<float> query_alpha;
+  std::vector<double> query_norm;           // squared, for L2 scores
   std::size_t tile_queries;
   std::size_t bytes_per_code;
   std::vector<AlignedBuffer> scratch;       // per slot: one transposed tile per doc plane
@@ -78,7 +80,7 @@ struct SdcScorer {
   SdcScorer(const std::uint8_t* query_codes, const ScoreQuery& sq)
       : kernel(detail::hamming_kernel(active_simd_level())), q(sq), planes(sq.planes), plane_bytes(code_bytes(sq.dim)),
         row_bytes(residual_row_bytes(sq.dim, sq.planes)), words(detail::query_words(plane_bytes)),
-        query_planes(sq.nq * sq.planes * detail::query_words(plane_bytes), 0), query_alpha(sq.nq),
+        query_planes(sq.nq * sq.planes * detail::query_words(plane_bytes), 0), query_alpha(sq.nq), query_norm(sq.nq),
         tile_queries(std::max<std::size_t>(1, kernel.tile_queries / sq.planes)), bytes_per_code(row_bytes) {
     const std::uint8_t mask = last_byte_mask(sq.dim, BitOrder::msb);
     for (std::size_t j = 0; j < sq.nq; ++j) {
@@ -89,6 +91,7 @@ struct SdcScorer {
         dst[plane_bytes - 1] &= mask;
       }
       query_alpha[j] = alpha_of(row, sq.dim, planes);
+      query_norm[j] = residual_squared_norm(row, sq.dim, planes);
     }
     for (std::size_t t = 0; t < planes; ++t)
       for (std::size_t u = 0; u < planes; ++u) weight[t][u] = std::ldexp(1.0, static_cast<int>(2 * (planes - 1) - t - u));
@@ -120,7 +123,8 @@ struct SdcScorer {
         for (std::size_t t = 0; t < planes; ++t)
           for (std::size_t u = 0; u < planes; ++u)
             integer += weight[t][u] * (dim - 2.0 * distances[u * kDistances + (i * planes + t) * nc + j]);
-        keys[i * nc + j] = key_of(query_alpha[q0 + i] * ad * integer);
+        const double ip = query_alpha[q0 + i] * ad * integer;
+        keys[i * nc + j] = key_of(q.doc_norms ? 2 * ip - q.doc_norms[c0 + j] - query_norm[q0 + i] : ip);
       }
     }
   }
@@ -179,20 +183,25 @@ struct AdcScorer {
   const ScoreQuery& q;
   std::size_t planes, plane_bytes, row_bytes;
   std::vector<std::vector<float>> ordered;  // per query, padded to a multiple of 16 (+16 for the tail loads)
-  std::vector<double> query_sum;
+  std::vector<double> query_sum, query_square;
   SetSumFn set_sum;
   std::size_t tile_queries = 4;
   std::size_t bytes_per_code;
 
   AdcScorer(const float* queries, const ScoreQuery& sq)
       : q(sq), planes(sq.planes), plane_bytes(code_bytes(sq.dim)), row_bytes(residual_row_bytes(sq.dim, sq.planes)),
-        ordered(sq.nq), query_sum(sq.nq), set_sum(set_sum_for(active_simd_level())), bytes_per_code(row_bytes) {
+        ordered(sq.nq), query_sum(sq.nq), query_square(sq.nq), set_sum(set_sum_for(active_simd_level())),
+        bytes_per_code(row_bytes) {
     for (std::size_t j = 0; j < sq.nq; ++j) {
       ordered[j] = bit_order_query(queries + j * sq.dim, sq.dim);
       ordered[j].resize(ordered[j].size() + 16, 0.0f);
-      double s = 0;
-      for (std::size_t i = 0; i < sq.dim; ++i) s += queries[j * sq.dim + i];
+      double s = 0, s2 = 0;
+      for (std::size_t i = 0; i < sq.dim; ++i) {
+        s += queries[j * sq.dim + i];
+        s2 += static_cast<double>(queries[j * sq.dim + i]) * queries[j * sq.dim + i];
+      }
       query_sum[j] = s;
+      query_square[j] = s2;
     }
   }
 
@@ -207,7 +216,8 @@ struct AdcScorer {
         for (std::size_t u = 0; u < planes; ++u)
           s += std::ldexp(2.0 * set_sum(ordered[q0 + i].data(), row + u * plane_bytes, plane_bytes) - query_sum[q0 + i],
                           -static_cast<int>(u));
-        keys[i * nc + j] = key_of(ad * s);
+        const double ip = ad * s;
+        keys[i * nc + j] = key_of(q.doc_norms ? 2 * ip - q.doc_norms[c0 + j] - query_square[q0 + i] : ip);
       }
     }
   }
@@ -224,6 +234,19 @@ Status run(Scorer& scorer, const ScoreQuery& q, std::int32_t* out_keys, float* o
 }
 
 }  // namespace
+
+double residual_squared_norm(const std::uint8_t* row, std::size_t dim, std::size_t planes) noexcept {
+  const std::size_t bytes = code_bytes(dim);
+  const std::uint8_t mask = last_byte_mask(dim, BitOrder::msb);
+  double sum = 0;  // sum_{t,u} 2^-(t+u) (dim - 2 popcount(s_t xor s_u)), each term exact
+  for (std::size_t t = 0; t < planes; ++t)
+    for (std::size_t u = 0; u < planes; ++u) {
+      const double h = t == u ? 0 : detail::hamming_tail(row + t * bytes, row + u * bytes, 0, bytes, mask);
+      sum += std::ldexp(static_cast<double>(dim) - 2 * h, -static_cast<int>(t + u));
+    }
+  const double alpha = alpha_of(row, dim, planes);
+  return alpha * alpha * sum;
+}
 
 Status sdc_topk(const std::uint8_t* query_codes, const ScoreQuery& q, std::int32_t* out_keys,
                 float* out_scores) noexcept {

@@ -29,5 +29,6 @@ export {
   ResidualBinarizer,
   MAX_RESIDUAL_BITS,
   BinaryIndex,
+  OnnxTransform,
 } from './index.js';
 export type * from './index.js';

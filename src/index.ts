@@ -25,6 +25,7 @@ export {
   ResidualBinarizer,
   MAX_RESIDUAL_BITS,
   BinaryIndex,
+  OnnxTransform,
 } from './binary/index.js';
 export type {
   BitOrder,
@@ -42,4 +43,5 @@ export type {
   BinaryMetric,
   VectorStore,
   Similarity,
+  OnnxTransformOptions,
 } from './binary/index.js';

@@ -5,3 +5,5 @@ export { ResidualBinarizer, MAX_RESIDUAL_BITS } from './residual.js';
 export type { ResidualBinarizerOptions, ResidualBinarizerJSON, ScoreTopKOptions, ScoreTopKResult } from './residual.js';
 export { BinaryIndex } from './binary-index.js';
 export type { BinaryIndexOptions, BinarySearchOptions, BinarySearchResult, BinaryMetric, VectorStore, Similarity } from './binary-index.js';
+export { OnnxTransform } from './transform.js';
+export type { OnnxTransformOptions } from './transform.js';

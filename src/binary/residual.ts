@@ -2,6 +2,7 @@
 import { binding } from '../native/load.js';
 import { expectFloat32Array, expectInteger, expectOptions, expectTypedArray, required } from '../core/validate.js';
 import { codeBytes } from './signs.js';
+import { OnnxTransform, type OnnxTransformOptions } from './transform.js';
 
 const MAX_DIM = 2 ** 24;
 const MAX_K = 2 ** 24;
@@ -46,6 +47,34 @@ export class ResidualBinarizer {
   readonly dim: number;
   readonly bits: number;
   #center: Float32Array | undefined;
+  #transform: OnnxTransform | undefined;
+
+  /**
+   * A binarizer with a learned transform in front (BEBR's MLP): an ONNX model from inputDim floats to dim floats,
+   * run with onnxruntime-node before every encode. Encoding is then asynchronous only (encodeAsync, fitAsync).
+   */
+  static async withTransform(options: ResidualBinarizerOptions & { transform: OnnxTransformOptions }): Promise<ResidualBinarizer> {
+    const { transform, ...rest } = expectOptions<ResidualBinarizerOptions & { transform: OnnxTransformOptions }>(
+      options, 'options', ['dim', 'bits', 'center', 'transform']);
+    const binarizer = new ResidualBinarizer(rest as ResidualBinarizerOptions);
+    const loaded = await OnnxTransform.load(required(transform, 'transform'));
+    if (loaded.outputDim !== binarizer.dim) {
+      await loaded.dispose();
+      throw new RangeError(`the transform outputs ${loaded.outputDim} dims, the binarizer encodes ${binarizer.dim}`);
+    }
+    binarizer.#transform = loaded;
+    return binarizer;
+  }
+
+  /** The learned transform in front, if any. */
+  get transform(): OnnxTransform | undefined {
+    return this.#transform;
+  }
+
+  /** Floats per input row: the transform's input width, else dim. */
+  get inputDim(): number {
+    return this.#transform ? this.#transform.inputDim : this.dim;
+  }
 
   constructor(options: ResidualBinarizerOptions) {
     const o = expectOptions<ResidualBinarizerOptions>(options, 'options', ['dim', 'bits', 'center']);
@@ -74,6 +103,16 @@ export class ResidualBinarizer {
 
   /** Sets the centre to the per-dimension mean of `sample` (rows of dim floats), for data not centred at zero. */
   fit(sample: Float32Array): this {
+    this.#syncOnly('fit');
+    return this.#fitTo(sample);
+  }
+
+  /** fit(), through the transform when there is one: `sample` rows are inputDim floats. */
+  async fitAsync(sample: Float32Array): Promise<this> {
+    return this.#fitTo(this.#transform ? await this.#transform.run(sample) : sample);
+  }
+
+  #fitTo(sample: Float32Array): this {
     const rows = this.#rows(sample, 'sample');
     if (rows === 0) throw new RangeError('"sample" is empty');
     const sum = new Float64Array(this.dim);
@@ -83,12 +122,18 @@ export class ResidualBinarizer {
   }
 
   encode(x: Float32Array, out?: Uint8Array): Uint8Array {
+    this.#syncOnly('encode');
     this.#rows(x, 'x');
     return binding().residualEncode(x, this.dim, this.bits, this.#center, this.#out(out, (x.length / this.dim) * this.rowBytes));
   }
 
-  /** encode() on a worker thread. Do not modify `x` until the promise settles. */
+  /** encode() on a worker thread, through the transform when there is one (rows of inputDim floats then).
+   *  Do not modify `x` until the promise settles. */
   async encodeAsync(x: Float32Array, out?: Uint8Array): Promise<Uint8Array> {
+    if (this.#transform) {
+      expectFloat32Array(x, 'x');
+      x = await this.#transform.run(x);
+    }
     this.#rows(x, 'x');
     const o = this.#out(out, (x.length / this.dim) * this.rowBytes);
     return binding().residualEncodeAsync(x, this.dim, this.bits, this.#center, o);
@@ -121,15 +166,24 @@ export class ResidualBinarizer {
 
   /** As sdcTopK, with float queries (nq × dim): the score is <query, reconstruction> (centre excluded). */
   adcTopK(queries: Float32Array, docCodes: Uint8Array, options: ScoreTopKOptions): ScoreTopKResult {
+    this.#syncOnly('adcTopK');
     const k = this.#scoreArgs(queries, docCodes, options, false);
     return binding().adcTopK(queries, docCodes, this.dim, this.bits, k);
   }
 
+  /** adcTopK() on a worker thread, through the transform when there is one (queries are inputDim floats then). */
   async adcTopKAsync(queries: Float32Array, docCodes: Uint8Array, options: ScoreTopKOptions): Promise<ScoreTopKResult> {
+    if (this.#transform) queries = await this.#transform.run(expectFloat32Array(queries, 'queries'));
     const k = this.#scoreArgs(queries, docCodes, options, false);
     return binding().adcTopKAsync(queries, docCodes, this.dim, this.bits, k);
   }
 
+  /** Releases the transform's onnxruntime session, if any. */
+  async dispose(): Promise<void> {
+    await this.#transform?.dispose();
+  }
+
+  /** The configuration (not the transform's model: pass it again to withTransform). */
   toJSON(): ResidualBinarizerJSON {
     const json: ResidualBinarizerJSON = { type: 'ResidualBinarizer', version: 1, dim: this.dim, bits: this.bits };
     if (this.#center) json.center = Array.from(this.#center);
@@ -147,6 +201,10 @@ export class ResidualBinarizer {
       options.center = Float32Array.from(json.center);
     }
     return new ResidualBinarizer(options);
+  }
+
+  #syncOnly(what: string): void {
+    if (this.#transform) throw new Error(`${what}() cannot run the ONNX transform synchronously: use ${what}Async()`);
   }
 
   #rows(x: Float32Array, name: string): number {

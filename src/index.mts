@@ -30,5 +30,10 @@ export {
   MAX_RESIDUAL_BITS,
   BinaryIndex,
   OnnxTransform,
+  FdeEncoder,
+  FDE_ALGORITHM_VERSION,
+  chamferScores,
+  chamferScoresAsync,
+  MultiVectorIndex,
 } from './index.js';
 export type * from './index.js';

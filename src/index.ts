@@ -45,3 +45,13 @@ export type {
   Similarity,
   OnnxTransformOptions,
 } from './binary/index.js';
+export { FdeEncoder, FDE_ALGORITHM_VERSION, chamferScores, chamferScoresAsync, MultiVectorIndex } from './fde/index.js';
+export type {
+  FdeEncoderOptions,
+  FdeEncoderJSON,
+  FdeProjection,
+  MultiVectorIndexOptions,
+  MultiVectorSearchOptions,
+  MultiVectorSearchResult,
+} from './fde/index.js';
+export type { FdeMatrices } from './native/binding.js';

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_runtime(env, exports);
   register_vectors(env, exports);
   register_binary(env, exports);
+  register_fde(env, exports);
 #ifdef TESSERA_WITH_CUDA
   register_cuda(env, exports);
 #endif

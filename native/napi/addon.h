@@ -8,6 +8,7 @@ namespace tessera::napi {
 void register_runtime(Napi::Env env, Napi::Object exports);
 void register_vectors(Napi::Env env, Napi::Object exports);
 void register_binary(Napi::Env env, Napi::Object exports);
+void register_fde(Napi::Env env, Napi::Object exports);
 #ifdef TESSERA_WITH_CUDA
 void register_cuda(Napi::Env env, Napi::Object exports);
 #endif

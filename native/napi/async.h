@@ -21,10 +21,14 @@ class KernelWorker final : public Napi::AsyncWorker {
  public:
   using Kernel = std::function<Status()>;
 
-  // Queues `kernel`; the returned Promise resolves to `result` or rejects with the kernel's failure.
+  using Finish = std::function<void(Napi::Object result)>;
+
+  // Queues `kernel`; the returned Promise resolves to `result` (after `finish`, on the JS thread, may complete it
+  // with what the kernel found) or rejects with the kernel's failure.
   static Napi::Promise Start(Napi::Env env, const char* name, Kernel kernel, Napi::Object result,
-                             std::initializer_list<Napi::Object> keep_alive) {
+                             std::initializer_list<Napi::Object> keep_alive, Finish finish = nullptr) {
     auto* worker = new KernelWorker(env, name, std::move(kernel), result, keep_alive);
+    worker->finish_ = std::move(finish);
     Napi::Promise promise = worker->deferred_.Promise();
     worker->Napi::AsyncWorker::Queue();  // libuv owns it from here; it deletes itself after OnOK / OnError
     return promise;
@@ -40,7 +44,11 @@ class KernelWorker final : public Napi::AsyncWorker {
     if (status_ != Status::ok) SetError(name_ + ": " + status_name(status_));
   }
 
-  void OnOK() override { deferred_.Resolve(result_.Value()); }
+  void OnOK() override {
+    Napi::Object result = result_.Value();
+    if (finish_) finish_(result);
+    deferred_.Resolve(result);
+  }
 
   void OnError(const Napi::Error& e) override {
     // Same classes as the synchronous path: a shape problem is a RangeError, anything else an Error.
@@ -60,6 +68,7 @@ class KernelWorker final : public Napi::AsyncWorker {
 
   Napi::Promise::Deferred deferred_;
   Kernel kernel_;
+  Finish finish_;
   Napi::ObjectReference result_;
   std::vector<Napi::ObjectReference> keep_alive_;
   std::string name_;

@@ -319,26 +319,30 @@ class BinaryIndexHandle final : public Napi::ObjectWrap<BinaryIndexHandle> {
     r.queries = queries ? queries->Data() : nullptr;
     r.query_codes = codes ? codes->Data() : nullptr;
     r.center = center ? center->Data() : nullptr;
-    // The output size is fixed now: a concurrent add or remove before an async search runs must not change it.
-    const std::size_t kk = std::min(r.k, ix.size());
-    auto ids = Napi::Int32Array::New(info.Env(), r.nq * kk);
-    auto scores = Napi::Float32Array::New(info.Env(), r.nq * kk);
+    // Room for k per query; the search reports kk = min(k, size) as it runs (an add or remove may come between
+    // this call and an async search), the rows are packed nq x kk at the front, and the result is trimmed to that.
+    auto ids = Napi::Int32Array::New(info.Env(), r.nq * r.k);
+    auto scores = Napi::Float32Array::New(info.Env(), r.nq * r.k);
     Napi::Object result = Napi::Object::New(info.Env());
     result.Set("ids", ids);
     result.Set("scores", scores);
-    result.Set("k", Napi::Number::New(info.Env(), static_cast<double>(kk)));
+    auto kk = std::make_shared<std::size_t>(0);
     std::shared_ptr<binary::FlatIndex> keep = index_;
-    auto kernel = [keep, r, kk, i = ids.Data(), s = scores.Data()]() mutable {
-      if (std::min(r.k, keep->size()) != kk) return Status::internal;  // resized in between: see above
-      return keep->search(r, i, s);
+    auto kernel = [keep, r, i = ids.Data(), s = scores.Data(), kk] { return keep->search(r, i, s, kk.get()); };
+    const std::size_t nq = r.nq;
+    auto finish = [kk, nq](Napi::Object out) {  // on the JS thread: arrays read back from the result object
+      out.Set("ids", Napi::Int32Array::New(out.Env(), nq * *kk, out.Get("ids").As<Napi::Int32Array>().ArrayBuffer(), 0));
+      out.Set("scores", Napi::Float32Array::New(out.Env(), nq * *kk, out.Get("scores").As<Napi::Float32Array>().ArrayBuffer(), 0));
+      out.Set("k", Napi::Number::New(out.Env(), static_cast<double>(*kk)));
     };
     if constexpr (Async) {
       Napi::Object keep_q = queries ? Napi::Object(*queries) : Napi::Object::New(info.Env());
       Napi::Object keep_c = codes ? Napi::Object(*codes) : Napi::Object::New(info.Env());
       Napi::Object keep_center = center ? Napi::Object(*center) : Napi::Object::New(info.Env());
-      return KernelWorker::Start(info.Env(), fn, kernel, result, {keep_q, keep_c, keep_center});
+      return KernelWorker::Start(info.Env(), fn, kernel, result, {keep_q, keep_c, keep_center}, finish);
     } else {
       check(info.Env(), kernel(), fn);
+      finish(result);
       return result;
     }
   }

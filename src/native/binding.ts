@@ -61,6 +61,23 @@ export interface Binding {
   /** XOR + popcount of `bytes` bytes in L1 over the pool: the Hamming scan's compute ceiling, timed by bench/. */
   popcountWork(bytes: number): number;
   BinaryIndexHandle: new (dim: number, bits: number, store: string, similarity: string) => BinaryIndexHandle;
+  FdeEncoderHandle: new (
+    dim: number,
+    repetitions: number,
+    simhashBits: number,
+    projection: string,
+    projectionDim: number,
+    finalDim: number,
+    seed: bigint,
+    fillEmpty: boolean,
+    simhash?: Float32Array,
+    projectionMatrix?: Float32Array,
+    finalBucket?: Int32Array,
+    finalSign?: Float32Array,
+  ) => FdeEncoderHandle;
+  chamferScores(query: Float32Array, docs: Float32Array, lengths: Int32Array, dim: number): Float32Array;
+  chamferScoresAsync(query: Float32Array, docs: Float32Array, lengths: Int32Array, dim: number): Promise<Float32Array>;
+  MultiVectorIndexHandle: new (encoder: FdeEncoderHandle, fdeBits: number) => MultiVectorIndexHandle;
   /** Present in the CUDA addon only. */
   cudaProbe?(): CudaProbe;
 }
@@ -116,5 +133,48 @@ export interface BinaryIndexHandle {
   memoryBytes(): number;
   exportContents(): IndexContents;
   importContents(ids: Int32Array, codes: Uint8Array, vectors?: Float32Array, quantized?: Int8Array, scales?: Float32Array): void;
+  release(): void;
+}
+
+export interface FdeMatrices {
+  /** dim × (repetitions · simhashBits): column r·k + j is SimHash projection j of repetition r. */
+  simhash: Float32Array;
+  /** repetitions × dim × projectionDim, dense (count-sketch rows hold one ±1); empty for identity. */
+  projection: Float32Array;
+  /** The final Count-Sketch (empty without finalDim): a bucket and a sign per coordinate. */
+  finalBucket: Int32Array;
+  finalSign: Float32Array;
+}
+
+export interface FdeEncoderHandle {
+  encode(tokens: Float32Array, lengths: Int32Array, document: boolean, out?: Float32Array): Float32Array;
+  encodeAsync(tokens: Float32Array, lengths: Int32Array, document: boolean, out?: Float32Array): Promise<Float32Array>;
+  outputDim(): number;
+  exportMatrices(): FdeMatrices;
+  release(): void;
+}
+
+export interface MultiVectorSearchResult {
+  ids: Int32Array;
+  scores: Float32Array;
+}
+
+export interface MultiVectorContents {
+  ids: Int32Array;
+  lengths: Int32Array;
+  tokens: Float32Array;
+  fdes: Float32Array;
+  codes: Uint8Array;
+}
+
+export interface MultiVectorIndexHandle {
+  add(ids: Int32Array, tokens: Float32Array, lengths: Int32Array): void;
+  remove(ids: Int32Array): number;
+  search(query: Float32Array, k: number, candidates: number, rerank: boolean): MultiVectorSearchResult;
+  searchAsync(query: Float32Array, k: number, candidates: number, rerank: boolean): Promise<MultiVectorSearchResult>;
+  size(): number;
+  memoryBytes(): number;
+  exportContents(): MultiVectorContents;
+  importContents(ids: Int32Array, lengths: Int32Array, tokens: Float32Array, fdes: Float32Array, codes: Uint8Array): void;
   release(): void;
 }

@@ -57,8 +57,10 @@ class FlatIndex {
   Status add(const std::int32_t* ids, std::size_t count, const std::uint8_t* codes, const float* vectors) noexcept;
   // Removes the rows with these ids (unknown ids are skipped); returns how many were removed.
   std::size_t remove(const std::int32_t* ids, std::size_t count) noexcept;
-  // nq x min(k, size) ids and scores, each row sorted by (score descending, id ascending).
-  Status search(const SearchRequest& r, std::int32_t* out_ids, float* out_scores) const noexcept;
+  // nq x kk ids and scores, kk = min(k, size) at the time of the search (written to *out_k when given), each row
+  // sorted by (score descending, id ascending). The outputs must have room for nq x k.
+  Status search(const SearchRequest& r, std::int32_t* out_ids, float* out_scores,
+                std::size_t* out_k = nullptr) const noexcept;
 
   // A copy of the contents, row-aligned, for persistence; and the reverse (validating ids are unique).
   struct Contents {

@@ -141,13 +141,15 @@ double FlatIndex::rescore(const float* query, std::size_t row) const {
   return s;
 }
 
-Status FlatIndex::search(const SearchRequest& r, std::int32_t* out_ids, float* out_scores) const noexcept {
+Status FlatIndex::search(const SearchRequest& r, std::int32_t* out_ids, float* out_scores,
+                         std::size_t* out_k) const noexcept {
   if (r.k == 0) return Status::invalid_argument;
   const bool needs_floats = r.metric == Metric::adc || r.rescore;
   const bool needs_codes = r.metric != Metric::adc;
   if (r.rescore && config_.store == VectorStore::none) return Status::invalid_argument;
   std::shared_lock lock(mutex_);
   const std::size_t n = ids_.size(), kk = std::min(r.k, n);
+  if (out_k) *out_k = kk;
   if (r.nq == 0 || kk == 0) return Status::ok;
   if ((needs_floats && !r.queries) || (needs_codes && !r.query_codes && !r.queries) || !out_ids || !out_scores)
     return Status::invalid_argument;

@@ -1,0 +1,289 @@
+// FDE encoding of batches of point clouds (see tessera/fde.h for the algorithm and its specification).
+//
+// Layout of the work for one cloud of n tokens: the tokens are transposed once (dim x n), so that
+//   - the SimHash sketches of every repetition come from one matrix product, G^T (R k x dim) times X^T;
+//   - a count-sketch projection, which sends each input coordinate to one output coordinate with a sign, is dim
+//     vector additions of whole token columns (instead of dim x p multiply-adds per token);
+// the projected tokens are transposed back (n x p) and summed into their partitions. Dense and identity
+// projections sum the raw tokens per partition first and project only those sums (fewer rows than tokens).
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "gemm.h"
+#include "tessera/fde.h"
+#include "tessera/memory.h"
+#include "tessera/runtime.h"
+
+namespace tessera::fde {
+namespace {
+
+std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+// Scratch for one cloud, reused across the clouds a thread encodes.
+struct Workspace {
+  std::vector<float> xt;                  // dim x n16: the tokens, transposed
+  std::vector<float> sketch;              // (R k) x n16: SimHash values
+  std::vector<float> yt, y;               // count-sketch: p x n16 projected tokens, and n16 x p
+  std::vector<std::uint32_t> partition;   // per token, this repetition
+  std::vector<std::int32_t> slot;         // dense / identity: per partition, its row among the sums, or -1
+  std::vector<std::uint32_t> slot_partition;  // per slot: its partition
+  std::vector<float> sums, projected;     // dense / identity: slots x dim summed tokens, slots x p projected
+  std::vector<float> count;               // per partition: its tokens
+  std::vector<std::uint32_t> first;       // per partition: its lowest token index (when count > 0)
+  std::vector<std::uint32_t> best, level, frontier, next;  // the nearest-token search, by sign pattern
+  std::vector<float> fill_row;            // dense / identity: one token, projected
+  std::vector<float> block;               // the full vector before the final projection
+};
+
+class Encoder {
+ public:
+  Encoder(const Config& c, const Matrices& m, bool document)
+      : c_(c), m_(m), document_(document), k_(c.simhash_bits), rk_(c.repetitions * c.simhash_bits),
+        partitions_(c.partitions()), p_(c.p()) {
+    const SimdLevel level = active_simd_level();
+    gemm_ = detail::gemm(level);
+    add_ = detail::add_rows(level);
+    transpose_ = detail::transpose(level);
+    sketch_ = detail::sketch_columns(level);
+    partitions_from_ = detail::partitions(level);
+    accumulate_ = detail::accumulate_rows(level);
+    // G^T, so the sketches are one product with the transposed tokens.
+    simhash_t_.resize(rk_ * c.dim);
+    transpose_(m.simhash.data(), c.dim, rk_, rk_, simhash_t_.data(), c.dim);
+    if (c.projection == Projection::countsketch) {
+      // The one ±1 of each row of the (dense-stored) sketch, grouped by output coordinate: per repetition,
+      // start[c]..start[c + 1] index the input coordinates (ascending) that go to output coordinate c.
+      start_.assign(c.repetitions * (p_ + 1), 0);
+      coordinate_.resize(c.repetitions * c.dim);
+      sign_.resize(c.repetitions * c.dim);
+      for (std::size_t r = 0; r < c.repetitions; ++r) {
+        std::uint32_t* start = start_.data() + r * (p_ + 1);
+        std::vector<std::vector<std::uint32_t>> groups(p_);
+        for (std::size_t i = 0; i < c.dim; ++i) {
+          const float* row = m.projection.data() + (r * c.dim + i) * p_;
+          std::size_t col = 0;
+          while (col + 1 < p_ && row[col] == 0.0f) ++col;
+          groups[col].push_back(static_cast<std::uint32_t>(i));
+        }
+        std::size_t e = r * c.dim;
+        for (std::size_t col = 0; col < p_; ++col) {
+          start[col + 1] = start[col] + static_cast<std::uint32_t>(groups[col].size());
+          for (std::uint32_t i : groups[col]) {
+            coordinate_[e] = i;
+            sign_[e++] = m.projection[(r * c.dim + i) * p_ + col] < 0.0f ? -1.0f : 1.0f;
+          }
+        }
+      }
+    }
+  }
+
+  void encode(const float* x, std::size_t n, Workspace& w, float* out) const {
+    const std::size_t n16 = round_up(n, 16), dim = c_.dim;
+    w.xt.resize(dim * n16);
+    transpose_(x, n, dim, dim, w.xt.data(), n16);
+    if (n16 > n)  // zero tokens pad each row to whole vectors
+      for (std::size_t i = 0; i < dim; ++i) std::fill(&w.xt[i * n16 + n], &w.xt[i * n16 + n16], 0.0f);
+    if (k_ > 0) {
+      w.sketch.resize(rk_ * n16);
+      gemm_(simhash_t_.data(), dim, w.xt.data(), n16, w.sketch.data(), n16, rk_, dim, n16);
+    }
+    float* blocks = out;
+    if (c_.final_dim) {
+      w.block.resize(c_.block_dim());
+      blocks = w.block.data();
+    }
+    w.partition.resize(n16);  // padded tokens get partitions too, never used
+    if (c_.projection != Projection::countsketch) w.slot.assign(partitions_, -1);
+    for (std::size_t r = 0; r < c_.repetitions; ++r) {
+      assign_partitions(w, n16, r);
+      float* block = blocks + r * partitions_ * p_;
+      if (c_.projection == Projection::countsketch) sketch_and_sum(w, n, n16, r, block);
+      else sum_and_project(x, n, w, r, block);
+      finish_block(x, r, w, block);
+      if (c_.projection != Projection::countsketch)
+        for (std::uint32_t g : w.slot_partition) w.slot[g] = -1;  // reset only what was set
+    }
+    if (c_.final_dim) {
+      std::fill(out, out + c_.final_dim, 0.0f);
+      const std::size_t total = c_.block_dim();
+      for (std::size_t t = 0; t < total; ++t) out[m_.final_bucket[t]] += m_.final_sign[t] * blocks[t];
+    }
+  }
+
+ private:
+  void assign_partitions(Workspace& w, std::size_t n16, std::size_t r) const {
+    if (k_ == 0) std::fill(w.partition.begin(), w.partition.end(), 0u);
+    else partitions_from_(w.sketch.data() + r * k_ * n16, k_, n16, w.partition.data());
+  }
+
+  // Gives partition g a row among the sums, the first time one of its tokens comes.
+  static bool open_slot(Workspace& w, std::uint32_t g) {
+    if (w.slot[g] >= 0) return false;
+    w.slot[g] = static_cast<std::int32_t>(w.slot_partition.size());
+    w.slot_partition.push_back(g);
+    return true;
+  }
+
+  // Count-sketch: project every token with dim column additions, then sum the projected tokens into the block.
+  void sketch_and_sum(Workspace& w, std::size_t n, std::size_t n16, std::size_t r, float* block) const {
+    const std::size_t dim = c_.dim;
+    w.yt.resize(p_ * n16);
+    sketch_(w.yt.data(), w.xt.data(), start_.data() + r * (p_ + 1), coordinate_.data() + r * dim, sign_.data() + r * dim,
+            p_, n16);
+    w.y.resize(n16 * p_);
+    transpose_(w.yt.data(), p_, n16, n16, w.y.data(), p_);
+    std::fill(block, block + partitions_ * p_, 0.0f);
+    accumulate_(block, w.y.data(), w.partition.data(), n, p_);
+    count_partitions(w, n);
+  }
+
+  // Dense and identity: sum the raw tokens per partition, then project only the sums into the block.
+  void sum_and_project(const float* x, std::size_t n, Workspace& w, std::size_t r, float* block) const {
+    const std::size_t dim = c_.dim;
+    w.slot_partition.clear();
+    w.sums.resize(std::min(n, partitions_) * dim);
+    for (std::size_t t = 0; t < n; ++t) {
+      const std::uint32_t g = w.partition[t];
+      const bool first = open_slot(w, g);
+      float* sum = &w.sums[static_cast<std::size_t>(w.slot[g]) * dim];
+      if (first) std::memcpy(sum, x + t * dim, dim * sizeof(float));
+      else add_(sum, x + t * dim, dim);
+    }
+    const std::size_t slots = w.slot_partition.size();
+    w.projected.resize(slots * p_);
+    project(w.sums.data(), slots, r, w.projected.data());
+    for (std::size_t s = 0; s < slots; ++s)
+      std::memcpy(block + w.slot_partition[s] * p_, &w.projected[s * p_], p_ * sizeof(float));
+    count_partitions(w, n);
+  }
+
+  // Tokens per partition, and each partition's lowest token index.
+  void count_partitions(Workspace& w, std::size_t n) const {
+    w.count.assign(partitions_, 0.0f);
+    w.first.resize(partitions_);
+    for (std::size_t t = n; t-- > 0;) w.first[w.partition[t]] = static_cast<std::uint32_t>(t);  // the lowest wins
+    for (std::size_t t = 0; t < n; ++t) w.count[w.partition[t]] += 1.0f;
+  }
+
+  // Projects `count` rows of dim floats with repetition r's dense or identity projection.
+  void project(const float* rows, std::size_t count, std::size_t r, float* out) const {
+    if (c_.projection == Projection::identity) std::memcpy(out, rows, count * c_.dim * sizeof(float));
+    else gemm_(rows, c_.dim, m_.projection.data() + r * c_.dim * p_, p_, out, p_, count, c_.dim, p_);
+  }
+
+  // Documents: centroids, and empty partitions filled (or zeroed); queries: empty partitions zeroed.
+  void finish_block(const float* x, std::size_t r, Workspace& w, float* block) const {
+    bool any_empty = false;
+    for (std::size_t g = 0; g < partitions_; ++g) {
+      if (w.count[g] == 0.0f) {
+        any_empty = true;
+      } else if (document_) {
+        // Multiplying by the reciprocal may differ from dividing by half an ulp: the one place the encoder departs
+        // from the reference's arithmetic, since a division per element costs more than the rest of the block.
+        const float inverse = 1.0f / w.count[g];
+        float* dst = block + g * p_;
+        for (std::size_t j = 0; j < p_; ++j) dst[j] *= inverse;
+      }
+    }
+    if (!any_empty) return;
+    const bool fill = document_ && c_.fill_empty && k_ > 0;
+    if (fill) nearest_tokens(w);
+    for (std::size_t g = 0; g < partitions_; ++g) {
+      if (w.count[g] != 0.0f) continue;
+      float* dst = block + g * p_;
+      if (!fill) {
+        std::fill(dst, dst + p_, 0.0f);
+        continue;
+      }
+      const std::uint32_t token = w.best[g ^ (g >> 1)];  // by sign pattern
+      if (c_.projection == Projection::countsketch) {
+        std::memcpy(dst, &w.y[token * p_], p_ * sizeof(float));  // the projected token, not averaged
+      } else {
+        w.fill_row.resize(p_);
+        project(x + static_cast<std::size_t>(token) * c_.dim, 1, r, w.fill_row.data());
+        std::memcpy(dst, w.fill_row.data(), p_ * sizeof(float));
+      }
+    }
+  }
+
+  // For every sign pattern, the lowest-indexed token among those whose pattern is nearest in Hamming distance: a
+  // breadth-first search over the k-cube from the occupied patterns, level by level, keeping the lowest token index
+  // among equally near sources (O(2^k k) per repetition, whatever the token count). A pattern at distance d is
+  // reached from its neighbours at distance d - 1, whose own bests are the lowest tokens at distance d - 1 from
+  // them: together, exactly the tokens at distance d.
+  void nearest_tokens(Workspace& w) const {
+    constexpr std::uint32_t kUnset = ~0u;
+    w.best.assign(partitions_, kUnset);
+    w.level.assign(partitions_, kUnset);
+    w.frontier.clear();
+    for (std::size_t g = 0; g < partitions_; ++g) {
+      if (w.count[g] == 0.0f) continue;
+      const std::size_t pattern = g ^ (g >> 1);
+      w.best[pattern] = w.first[g];
+      w.level[pattern] = 0;
+      w.frontier.push_back(static_cast<std::uint32_t>(pattern));
+    }
+    for (std::uint32_t d = 1; !w.frontier.empty(); ++d) {
+      w.next.clear();
+      for (std::uint32_t pattern : w.frontier)
+        for (std::size_t j = 0; j < k_; ++j) {
+          const std::uint32_t q = pattern ^ (1u << j);
+          if (w.level[q] == kUnset) {
+            w.level[q] = d;
+            w.best[q] = w.best[pattern];
+            w.next.push_back(q);
+          } else if (w.level[q] == d) {
+            w.best[q] = std::min(w.best[q], w.best[pattern]);
+          }
+        }
+      w.frontier.swap(w.next);
+    }
+  }
+
+  const Config& c_;
+  const Matrices& m_;
+  bool document_;
+  detail::GemmFn gemm_;
+  detail::AddFn add_;
+  detail::TransposeFn transpose_;
+  detail::SketchFn sketch_;
+  detail::PartitionFn partitions_from_;
+  detail::AccumulateFn accumulate_;
+  std::size_t k_, rk_, partitions_, p_;
+  std::vector<float> simhash_t_;
+  std::vector<std::uint32_t> start_, coordinate_;
+  std::vector<float> sign_;
+};
+
+}  // namespace
+
+Status encode(const Config& c, const Matrices& m, const float* tokens, const std::int32_t* lengths, std::size_t count,
+              bool is_document, float* out) noexcept {
+  if (!matches(c, m)) return Status::invalid_argument;
+  if (count == 0) return Status::ok;
+  if (!tokens || !lengths || !out) return Status::invalid_argument;
+  try {
+    std::vector<std::size_t> offsets(count + 1, 0);
+    for (std::size_t i = 0; i < count; ++i) {
+      if (lengths[i] <= 0) return Status::invalid_argument;  // an empty cloud has no encoding
+      offsets[i + 1] = offsets[i] + static_cast<std::size_t>(lengths[i]);
+    }
+    const Encoder encoder(c, m, is_document);
+    advise_huge_pages(out, count * c.output_dim() * sizeof(float));  // batches of FDEs run to hundreds of MiB
+    const std::size_t slots = slots_for(count, 1);
+    std::vector<Workspace> workspaces(slots);
+    const std::size_t out_dim = c.output_dim();
+    auto body = [&](std::size_t begin, std::size_t end, std::size_t slot) {
+      for (std::size_t i = begin; i < end; ++i)
+        encoder.encode(tokens + offsets[i] * c.dim, offsets[i + 1] - offsets[i], workspaces[slot], out + i * out_dim);
+    };
+    return parallel_for(count, 1, body, slots);
+  } catch (...) {
+    return Status::out_of_memory;
+  }
+}
+
+}  // namespace tessera::fde

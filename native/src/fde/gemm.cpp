@@ -1,0 +1,343 @@
+// FDE matrix products. The SIMD kernels keep a block of C in registers: each step of k broadcasts one element of A
+// per row and multiplies it with a row segment of B.
+#include "gemm.h"
+
+#include <algorithm>
+
+#include "../common/simd.h"
+
+#if TESSERA_X86
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 headers (false positive)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace tessera::fde::detail {
+
+void gemm_scalar(const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc,
+                 std::size_t m, std::size_t k, std::size_t n) {
+  for (std::size_t i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    std::fill(ci, ci + n, 0.0f);
+    for (std::size_t kk = 0; kk < k; ++kk) {
+      const float x = a[i * lda + kk];
+      const float* bk = b + kk * ldb;
+      for (std::size_t j = 0; j < n; ++j) ci[j] += x * bk[j];
+    }
+  }
+}
+
+#if TESSERA_X86
+namespace {
+
+template <int R, int C>
+TESSERA_TARGET_AVX512 void block_avx512(const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c,
+                                        std::size_t ldc, std::size_t rows, std::size_t k, std::size_t cols) {
+  __m512 acc[R][C];
+  __mmask16 mask[C];
+#pragma GCC unroll 8
+  for (int q = 0; q < C; ++q) {
+    const std::size_t left = cols > static_cast<std::size_t>(16 * q) ? cols - 16 * q : 0;
+    mask[q] = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int q = 0; q < C; ++q) acc[r][q] = _mm512_setzero_ps();
+  for (std::size_t kk = 0; kk < k; ++kk) {
+    __m512 bv[C];
+#pragma GCC unroll 8
+    for (int q = 0; q < C; ++q) bv[q] = _mm512_maskz_loadu_ps(mask[q], b + kk * ldb + 16 * q);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const std::size_t row = static_cast<std::size_t>(r) < rows ? static_cast<std::size_t>(r) : 0;  // padded rows repeat row 0
+      const __m512 x = _mm512_set1_ps(a[row * lda + kk]);
+#pragma GCC unroll 8
+      for (int q = 0; q < C; ++q) acc[r][q] = _mm512_fmadd_ps(x, bv[q], acc[r][q]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    if (static_cast<std::size_t>(r) < rows)
+#pragma GCC unroll 8
+      for (int q = 0; q < C; ++q) _mm512_mask_storeu_ps(c + r * ldc + 16 * q, mask[q], acc[r][q]);
+}
+
+template <int R, int C>
+TESSERA_TARGET_AVX512 void tiles_avx512(const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c,
+                                        std::size_t ldc, std::size_t m, std::size_t k, std::size_t n) {
+  for (std::size_t j = 0; j < n; j += 16 * C)
+    for (std::size_t i = 0; i < m; i += R)
+      block_avx512<R, C>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, std::min<std::size_t>(R, m - i), k,
+                         std::min<std::size_t>(16 * C, n - j));
+}
+
+template <int R>
+TESSERA_TARGET_AVX2 void block_avx2(const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c,
+                                    std::size_t ldc, std::size_t rows, std::size_t k, std::size_t cols) {
+  // Two ymm per row (16 columns); lanes past `cols` are masked on load and store.
+  alignas(32) int lanes[16];
+  for (int l = 0; l < 16; ++l) lanes[l] = static_cast<std::size_t>(l) < cols ? -1 : 0;
+  const __m256i m0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+  const __m256i m1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
+  __m256 acc[R][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (std::size_t kk = 0; kk < k; ++kk) {
+    const __m256 b0 = _mm256_maskload_ps(b + kk * ldb, m0);
+    const __m256 b1 = _mm256_maskload_ps(b + kk * ldb + 8, m1);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const std::size_t row = static_cast<std::size_t>(r) < rows ? static_cast<std::size_t>(r) : 0;
+      const __m256 x = _mm256_broadcast_ss(a + row * lda + kk);
+      acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    if (static_cast<std::size_t>(r) < rows) {
+      _mm256_maskstore_ps(c + r * ldc, m0, acc[r][0]);
+      _mm256_maskstore_ps(c + r * ldc + 8, m1, acc[r][1]);
+    }
+}
+
+}  // namespace
+
+void gemm_avx512(const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc,
+                 std::size_t m, std::size_t k, std::size_t n) {
+  // The block covers B's width in as few zmm columns as it takes (up to 7: 112 floats, e.g. 20 repetitions x 5
+  // SimHash bits), with as many rows as leave registers for the B row: accumulators + columns <= 28.
+  switch ((n + 15) / 16) {
+    case 1: return tiles_avx512<8, 1>(a, lda, b, ldb, c, ldc, m, k, n);
+    case 2: return tiles_avx512<6, 2>(a, lda, b, ldb, c, ldc, m, k, n);
+    case 3: return tiles_avx512<6, 3>(a, lda, b, ldb, c, ldc, m, k, n);
+    case 4: return tiles_avx512<4, 4>(a, lda, b, ldb, c, ldc, m, k, n);
+    case 5: return tiles_avx512<5, 5>(a, lda, b, ldb, c, ldc, m, k, n);
+    case 6: return tiles_avx512<3, 6>(a, lda, b, ldb, c, ldc, m, k, n);
+    case 7: return tiles_avx512<3, 7>(a, lda, b, ldb, c, ldc, m, k, n);
+    default: return tiles_avx512<4, 4>(a, lda, b, ldb, c, ldc, m, k, n);
+  }
+}
+
+void gemm_avx2(const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc,
+               std::size_t m, std::size_t k, std::size_t n) {
+  for (std::size_t j = 0; j < n; j += 16)
+    for (std::size_t i = 0; i < m; i += 6)
+      block_avx2<6>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, std::min<std::size_t>(6, m - i), k,
+                    std::min<std::size_t>(16, n - j));
+}
+#endif
+
+namespace {
+
+void add_scalar(float* dst, const float* src, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+void subtract_scalar(float* dst, const float* src, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) dst[i] -= src[i];
+}
+
+void sketch_scalar(float* yt, const float* xt, const std::uint32_t* start, const std::uint32_t* coordinate,
+                   const float* sign, std::size_t p, std::size_t width) {
+  for (std::size_t c = 0; c < p; ++c) {
+    float* row = yt + c * width;
+    std::fill(row, row + width, 0.0f);
+    for (std::uint32_t e = start[c]; e < start[c + 1]; ++e) {
+      const float* x = xt + coordinate[e] * width;
+      if (sign[e] < 0) subtract_scalar(row, x, width);
+      else add_scalar(row, x, width);
+    }
+  }
+}
+
+std::uint32_t gray_decode(std::uint32_t bits) {
+  for (std::uint32_t shift = 1; shift < 32; shift <<= 1) bits ^= bits >> shift;
+  return bits;
+}
+
+void partitions_scalar(const float* sketch, std::size_t k, std::size_t width, std::uint32_t* partition) {
+  std::fill(partition, partition + width, 0u);
+  for (std::size_t j = 0; j < k; ++j)
+    for (std::size_t t = 0; t < width; ++t) partition[t] = (partition[t] << 1) | (sketch[j * width + t] > 0.0f ? 1u : 0u);
+  for (std::size_t t = 0; t < width; ++t) partition[t] = gray_decode(partition[t]);  // NaN gave bit 0 above
+}
+
+void accumulate_scalar(float* block, const float* rows, const std::uint32_t* partition, std::size_t n, std::size_t p) {
+  for (std::size_t t = 0; t < n; ++t) add_scalar(block + partition[t] * p, rows + t * p, p);
+}
+
+void transpose_scalar(const float* src, std::size_t rows, std::size_t cols, std::size_t lds, float* dst,
+                      std::size_t ldd) {
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+}
+
+#if TESSERA_X86
+template <bool Subtract>
+TESSERA_TARGET_AVX512 inline __m512 add_or_subtract(__m512 a, __m512 b) {
+  if constexpr (Subtract) return _mm512_sub_ps(a, b);
+  else return _mm512_add_ps(a, b);
+}
+
+template <bool Subtract>
+TESSERA_TARGET_AVX512 inline void add_avx512(float* dst, const float* src, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, add_or_subtract<Subtract>(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, m, add_or_subtract<Subtract>(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
+  }
+}
+
+TESSERA_TARGET_AVX512 void sketch_avx512(float* yt, const float* xt, const std::uint32_t* start,
+                                         const std::uint32_t* coordinate, const float* sign, std::size_t p,
+                                         std::size_t width) {
+  // One output coordinate at a time, 64 tokens (four independent sums, so the adds overlap) and then 16 at a time:
+  // the sums stay in registers while the input coordinates that feed them are added (x * ±1 is exact, so this
+  // equals adding and subtracting).
+  for (std::size_t c = 0; c < p; ++c) {
+    float* out = yt + c * width;
+    std::size_t t = 0;
+    for (; t + 64 <= width; t += 64) {
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (std::uint32_t e = start[c]; e < start[c + 1]; ++e) {
+        const float* x = xt + coordinate[e] * width + t;
+        const __m512 s = _mm512_set1_ps(sign[e]);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x), s, a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + 16), s, a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + 32), s, a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + 48), s, a3);
+      }
+      _mm512_storeu_ps(out + t, a0);
+      _mm512_storeu_ps(out + t + 16, a1);
+      _mm512_storeu_ps(out + t + 32, a2);
+      _mm512_storeu_ps(out + t + 48, a3);
+    }
+    for (; t < width; t += 16) {
+      __m512 acc = _mm512_setzero_ps();
+      for (std::uint32_t e = start[c]; e < start[c + 1]; ++e)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(xt + coordinate[e] * width + t), _mm512_set1_ps(sign[e]), acc);
+      _mm512_storeu_ps(out + t, acc);
+    }
+  }
+}
+
+TESSERA_TARGET_AVX512 void partitions_avx512(const float* sketch, std::size_t k, std::size_t width,
+                                             std::uint32_t* partition) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i one = _mm512_set1_epi32(1);
+  for (std::size_t t = 0; t < width; t += 16) {
+    __m512i bits = _mm512_setzero_si512();
+    for (std::size_t j = 0; j < k; ++j) {
+      const __mmask16 positive = _mm512_cmp_ps_mask(_mm512_loadu_ps(sketch + j * width + t), zero, _CMP_GT_OQ);
+      bits = _mm512_mask_or_epi32(_mm512_slli_epi32(bits, 1), positive, _mm512_slli_epi32(bits, 1), one);
+    }
+    for (int shift = 1; shift < 32; shift <<= 1) bits = _mm512_xor_si512(bits, _mm512_srli_epi32(bits, shift));
+    _mm512_storeu_si512(partition + t, bits);
+  }
+}
+
+TESSERA_TARGET_AVX512 void accumulate_avx512(float* block, const float* rows, const std::uint32_t* partition,
+                                             std::size_t n, std::size_t p) {
+  if (p == 16) {  // the common case: one register per row
+    for (std::size_t t = 0; t < n; ++t) {
+      float* dst = block + partition[t] * 16;
+      _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_loadu_ps(rows + t * 16)));
+    }
+    return;
+  }
+  for (std::size_t t = 0; t < n; ++t) add_avx512<false>(block + partition[t] * p, rows + t * p, p);
+}
+
+// A 16 x 16 block in registers: rows interleaved in pairs, then fours, then the 128-bit lanes regrouped.
+TESSERA_TARGET_AVX512 void transpose16(const float* src, std::size_t lds, float* dst, std::size_t ldd) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  // r[4q + m] now holds, in each 128-bit lane L, column (4 * L + m) of rows 4q..4q+3 of the block.
+  for (int q = 0; q < 4; ++q)
+    for (int m = 0; m < 4; ++m) t[4 * q + m] = r[4 * q + m];
+  for (int m = 0; m < 4; ++m) {
+    // Gather lane L of t[m], t[4 + m], t[8 + m], t[12 + m] into output row 4L + m.
+    const __m512 a = _mm512_shuffle_f32x4(t[m], t[4 + m], 0x44), b = _mm512_shuffle_f32x4(t[8 + m], t[12 + m], 0x44);
+    const __m512 c = _mm512_shuffle_f32x4(t[m], t[4 + m], 0xEE), d = _mm512_shuffle_f32x4(t[8 + m], t[12 + m], 0xEE);
+    _mm512_storeu_ps(dst + (0 + m) * ldd, _mm512_shuffle_f32x4(a, b, 0x88));
+    _mm512_storeu_ps(dst + (4 + m) * ldd, _mm512_shuffle_f32x4(a, b, 0xDD));
+    _mm512_storeu_ps(dst + (8 + m) * ldd, _mm512_shuffle_f32x4(c, d, 0x88));
+    _mm512_storeu_ps(dst + (12 + m) * ldd, _mm512_shuffle_f32x4(c, d, 0xDD));
+  }
+}
+
+TESSERA_TARGET_AVX512 void transpose_avx512(const float* src, std::size_t rows, std::size_t cols, std::size_t lds,
+                                            float* dst, std::size_t ldd) {
+  const std::size_t rows16 = rows / 16 * 16, cols16 = cols / 16 * 16;
+  for (std::size_t r = 0; r < rows16; r += 16)
+    for (std::size_t c = 0; c < cols16; c += 16) transpose16(src + r * lds + c, lds, dst + c * ldd + r, ldd);
+  // The edges, element by element.
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = r < rows16 ? cols16 : 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+}
+#endif
+
+}  // namespace
+
+AddFn add_rows(SimdLevel level) noexcept {
+#if TESSERA_X86
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return add_avx512<false>;
+#endif
+  (void)level;
+  return add_scalar;
+}
+
+SketchFn sketch_columns(SimdLevel level) noexcept {
+#if TESSERA_X86
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return sketch_avx512;
+#endif
+  (void)level;
+  return sketch_scalar;
+}
+
+PartitionFn partitions(SimdLevel level) noexcept {
+#if TESSERA_X86
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return partitions_avx512;
+#endif
+  (void)level;
+  return partitions_scalar;
+}
+
+AccumulateFn accumulate_rows(SimdLevel level) noexcept {
+#if TESSERA_X86
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return accumulate_avx512;
+#endif
+  (void)level;
+  return accumulate_scalar;
+}
+
+TransposeFn transpose(SimdLevel level) noexcept {
+#if TESSERA_X86
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return transpose_avx512;
+#endif
+  (void)level;
+  return transpose_scalar;
+}
+
+GemmFn gemm(SimdLevel level) noexcept {
+#if TESSERA_X86
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return gemm_avx512;
+  if (level == SimdLevel::avx2) return gemm_avx2;
+#endif
+  (void)level;
+  return gemm_scalar;
+}
+
+}  // namespace tessera::fde::detail

@@ -96,3 +96,27 @@ export function randomBytes(n: number, seed: number): Uint8Array {
   const r = seeded(seed);
   return Uint8Array.from({ length: n }, () => Math.floor(r() * 256));
 }
+
+/** Real ColBERTv2 NanoFiQA documents and queries as token matrices with counts, and the qrels. */
+export function loadColbert() {
+  const dir = path.join(SHARED_DATA, 'colbert-nanofiqa');
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
+    dim: number;
+    sets: Record<'documents' | 'queries', { file: string; ids: string[]; token_counts: number[] }>;
+    qrels?: Record<string, Record<string, number>>;
+  };
+  const read = (file: string) => {
+    const b = fs.readFileSync(path.join(dir, file));
+    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+  };
+  return {
+    dim: manifest.dim,
+    docs: read(manifest.sets.documents.file),
+    docLengths: Int32Array.from(manifest.sets.documents.token_counts),
+    docIds: manifest.sets.documents.ids,
+    queries: read(manifest.sets.queries.file),
+    queryLengths: Int32Array.from(manifest.sets.queries.token_counts),
+    queryIds: manifest.sets.queries.ids,
+    qrels: manifest.qrels ?? {},
+  };
+}

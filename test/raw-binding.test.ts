@@ -25,6 +25,14 @@ handle.add(new Int32Array([1, 2]), new Uint8Array(2 * (2 * 2 + 4)), new Float32A
 const methods = ['add', 'remove', 'search', 'searchAsync', 'size', 'memoryBytes', 'exportContents', 'importContents'];
 for (const m of methods) addon['handle.' + m] = (...args) => handle[m](...args);
 addon['new BinaryIndexHandle'] = (...args) => new addon.BinaryIndexHandle(...args);
+const encoder = new addon.FdeEncoderHandle(8, 2, 2, 'countsketch', 4, 0, 1n, true);
+for (const m of ['encode', 'encodeAsync', 'outputDim', 'exportMatrices']) addon['encoder.' + m] = (...args) => encoder[m](...args);
+addon['new FdeEncoderHandle'] = (...args) => new addon.FdeEncoderHandle(...args);
+const mv = new addon.MultiVectorIndexHandle(encoder, 0);
+mv.add(new Int32Array([1]), new Float32Array(8), new Int32Array([1]));
+for (const m of ['add', 'remove', 'search', 'searchAsync', 'size', 'memoryBytes', 'exportContents', 'importContents'])
+  addon['mv.' + m] = (...args) => mv[m](...args);
+addon['new MultiVectorIndexHandle'] = (...args) => new addon.MultiVectorIndexHandle(...args);
 const fns = Object.keys(addon).filter((k) => typeof addon[k] === 'function');
 const counts = { ok: 0, TypeError: 0, RangeError: 0, Error: 0 };
 const pending = [];
@@ -52,7 +60,8 @@ describe('raw binding', () => {
     expect(r.status).toBe(0);
     const { fns, counts } = JSON.parse(r.stdout);
     expect(fns).toEqual(expect.arrayContaining(['matryoshka', 'matryoshkaAsync', 'setThreads', 'rngFill', 'crc32c',
-      'hammingTopK', 'sdcTopK', 'residualEncode', 'handle.search', 'handle.importContents', 'new BinaryIndexHandle']));
+      'hammingTopK', 'sdcTopK', 'residualEncode', 'handle.search', 'handle.importContents', 'new BinaryIndexHandle',
+      'chamferScores', 'encoder.encode', 'new FdeEncoderHandle', 'mv.search', 'new MultiVectorIndexHandle']));
     expect(counts.TypeError).toBeGreaterThan(1000);
     expect(counts.RangeError).toBeGreaterThan(10);
     expect(counts.ok).toBeGreaterThan(10);

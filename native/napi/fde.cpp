@@ -82,8 +82,9 @@ class FdeEncoderHandle final : public Napi::ObjectWrap<FdeEncoderHandle> {
     c.seed = u64(info, 6, "seed");
     c.fill_empty = boolean(info, 7, "fillEmpty");
     if (!fde::valid(c))
-      throw_range(info.Env(), "the encoding would exceed " + str(fde::kMaxOutputDim) +
-                                  " floats (repetitions x 2^simhashBits x projectionDim)");
+      throw_range(info.Env(), "the encoding or its matrices would exceed " + str(fde::kMaxOutputDim) +
+                                  " floats (repetitions x 2^simhashBits x projectionDim, dim x repetitions x "
+                                  "simhashBits, repetitions x dim x projectionDim)");
     if (info.Length() > 8) {
       auto simhash = typed_array<float>(info, 8, "simhash");
       auto projection = typed_array<float>(info, 9, "projection");

@@ -23,7 +23,10 @@ bool valid(const Config& c) noexcept {
   // The block is computed before any final projection: it must fit too.
   const double block = static_cast<double>(c.repetitions) * static_cast<double>(c.partitions()) * static_cast<double>(c.p());
   if (block > static_cast<double>(kMaxOutputDim) || c.final_dim > kMaxOutputDim) return false;
-  return true;
+  // The matrices too stay within the same bound (a generous one: 256 MiB each).
+  const double simhash = static_cast<double>(c.dim) * static_cast<double>(c.repetitions) * static_cast<double>(c.simhash_bits);
+  const double projection = c.projection == Projection::identity ? 0.0 : static_cast<double>(c.repetitions) * static_cast<double>(c.dim) * static_cast<double>(c.p());
+  return simhash <= static_cast<double>(kMaxOutputDim) && projection <= static_cast<double>(kMaxOutputDim);
 }
 
 Status generate(const Config& c, Matrices* out) noexcept {

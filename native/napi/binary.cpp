@@ -9,6 +9,7 @@
 #include "async.h"
 #include "tessera/binary.h"
 #include "tessera/binary_index.h"
+#include "tessera/runtime.h"
 
 namespace tessera::napi {
 namespace {
@@ -412,8 +413,8 @@ class BinaryIndexHandle final : public Napi::ObjectWrap<BinaryIndexHandle> {
 // (bytes) -> XOR + popcount of that many bytes in L1 over the pool: the Hamming scan's compute ceiling, for bench/.
 Napi::Value PopcountWork(const Napi::CallbackInfo& info) {
   expect_arity(info, 1, 1, "popcountWork");
-  const std::uint64_t bytes = integer(info, 0, "bytes", 0, std::uint64_t{1} << 50);
-  return Napi::Number::New(info.Env(), static_cast<double>(binary::popcount_work(bytes) & 0xFFFFFFFFu));
+  const std::uint64_t bytes = integer(info, 0, "bytes", 0, std::uint64_t{1} << 44);
+  return Napi::Number::New(info.Env(), static_cast<double>(popcount_work(bytes) & 0xFFFFFFFFu));
 }
 
 }  // namespace

@@ -114,6 +114,13 @@ Napi::Value ReadBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(parallel_read(b.data, b.size) & 0xFFFFFFFFu));
 }
 
+// (flops) -> runs about that many FMA flops over the pool: the FMA-peak yardstick of bench/.
+Napi::Value FmaWork(const Napi::CallbackInfo& info) {
+  expect_arity(info, 1, 1, "fmaWork");
+  const std::uint64_t flops = integer(info, 0, "flops", 0, std::uint64_t{1} << 44);
+  return Napi::Number::New(info.Env(), static_cast<double>(fma_work(flops)));
+}
+
 }  // namespace
 
 void register_runtime(Napi::Env env, Napi::Object exports) {
@@ -126,6 +133,7 @@ void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32c", Napi::Function::New(env, Crc32c, "crc32c"));
   exports.Set("copyBytes", Napi::Function::New(env, CopyBytes, "copyBytes"));
   exports.Set("readBytes", Napi::Function::New(env, ReadBytes, "readBytes"));
+  exports.Set("fmaWork", Napi::Function::New(env, FmaWork, "fmaWork"));
 }
 
 }  // namespace tessera::napi

@@ -38,6 +38,8 @@ export interface Binding {
   copyBytes(dst: ArrayBufferView | ArrayBuffer, src: ArrayBufferView | ArrayBuffer): void;
   /** Threaded read of every byte: the read-bandwidth yardstick of bench/. */
   readBytes(data: ArrayBufferView | ArrayBuffer): number;
+  /** About `flops` fused-multiply-add flops over the pool: the FMA-peak yardstick of bench/. */
+  fmaWork(flops: number): number;
   matryoshka(vectors: Float32Array, dim: number, keep: number, normalize: boolean, out?: Float32Array): Float32Array;
   matryoshkaAsync(
     vectors: Float32Array,

@@ -93,11 +93,4 @@ Status sdc_topk(const std::uint8_t* query_codes, const ScoreQuery& q, std::int32
 // ADC: float queries (nq × dim) against residual rows; the score is <query, reconstruction> (centre excluded).
 Status adc_topk(const float* queries, const ScoreQuery& q, std::int32_t* out_keys, float* out_scores) noexcept;
 
-// ---- machine limits (for benchmarks) ---------------------------------------------------------------------------
-// XORs and popcounts `bytes` bytes (accumulating the counts) over a buffer resident in L1, spread over the pool,
-// with the best popcount of the active dispatch level: nothing a Hamming scan can skip, and nothing else. A
-// benchmark times it beside a scan of the same size to say how far the scan is from the compute ceiling.
-// Returns the total count (so the work cannot be optimised away).
-std::uint64_t popcount_work(std::size_t bytes) noexcept;
-
 }  // namespace tessera::binary

@@ -72,6 +72,14 @@ Status parallel_for(std::size_t n, std::size_t grain, ChunkFn body, std::size_t 
 // The number of slots worth allocating for a parallel_for over n items in chunks of grain: min(threads, chunks).
 std::size_t slots_for(std::size_t n, std::size_t grain) noexcept;
 
+// ---- machine limits, for benchmarks (src/common/probes.cpp) --------------------------------------------------
+// XORs and popcounts `bytes` bytes (accumulating the counts) over a buffer resident in L1, spread over the pool,
+// with the best popcount of the active dispatch level: nothing a Hamming scan can skip, and nothing else.
+std::uint64_t popcount_work(std::size_t bytes) noexcept;
+// About `flops` floating-point operations as independent fused multiply-add chains over the pool, at the widest
+// level: the FMA peak, for kernels that multiply and add.
+float fma_work(std::size_t flops) noexcept;
+
 // Reads `bytes` bytes over the pool (an XOR of every 64-bit word, returned so it cannot be skipped): the memory read
 // bandwidth yardstick for scans that only read.
 std::uint64_t parallel_read(const void* data, std::size_t bytes) noexcept;

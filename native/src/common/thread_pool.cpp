@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -175,14 +174,6 @@ Status parallel_for(std::size_t n, std::size_t grain, ChunkFn body, std::size_t 
   } catch (...) {  // std::system_error from a mutex: never let it cross into Node
     return Status::internal;
   }
-}
-
-void parallel_copy(void* dst, const void* src, std::size_t bytes) noexcept {
-  constexpr std::size_t kChunk = std::size_t{1} << 18;
-  auto body = [&](std::size_t begin, std::size_t end) {
-    std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, end - begin);
-  };
-  (void)parallel_for(bytes, kChunk, body);  // memcpy cannot throw
 }
 
 std::size_t slots_for(std::size_t n, std::size_t grain) noexcept {

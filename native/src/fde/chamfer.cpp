@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "../common/simd.h"
@@ -48,7 +49,10 @@ constexpr std::size_t kLanes512 = 16, kBlock512 = 32;  // query tokens per block
 // Running maxima of NJ document tokens against a block of 32 query tokens (two zmm of the transposed query).
 template <int NJ>
 TESSERA_TARGET_AVX512 void tokens_avx512(const float* qt, std::size_t stride, const float* doc, std::size_t dim,
-                                         __m512& max0, __m512& max1) {
+                                         __m512& max0, __m512& max1, const float* next, std::size_t next_bytes) {
+  // The next group's tokens are one contiguous run: ask for it now, since each token row alone is too short a
+  // stream for the hardware prefetcher to pick up in time.
+  for (std::size_t b = 0; b < next_bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(next) + b, _MM_HINT_T0);
   __m512 a0[NJ], a1[NJ];
 #pragma GCC unroll 8
   for (int j = 0; j < NJ; ++j) a0[j] = a1[j] = _mm512_setzero_ps();
@@ -69,20 +73,32 @@ TESSERA_TARGET_AVX512 void tokens_avx512(const float* qt, std::size_t stride, co
 }
 
 TESSERA_TARGET_AVX512 float chamfer_avx512(const float* qt, std::size_t stride, std::size_t nq, const float* doc,
-                                           std::size_t n, std::size_t dim) {
+                                           std::size_t n, std::size_t dim, const float* next_doc, std::size_t next_n) {
   float total = 0;
   for (std::size_t b = 0; b < nq; b += kBlock512) {
     __m512 max0 = _mm512_set1_ps(-INFINITY), max1 = max0;
     std::size_t j = 0;
-    for (; j + 8 <= n; j += 8) tokens_avx512<8>(qt + b, stride, doc + j * dim, dim, max0, max1);
+    // While a group is computed, the next one is prefetched: the next group of this document, or the first of the
+    // next document (in the last query block, once this document is in cache).
+    const bool last_block = b + kBlock512 >= nq;
+    auto next = [&](std::size_t from) -> std::pair<const float*, std::size_t> {
+      if (b == 0 && from < n) return {doc + from * dim, (std::min(n, from + 8) - from) * dim * sizeof(float)};
+      if (last_block && from >= n && next_doc) return {next_doc, std::min<std::size_t>(next_n, 8) * dim * sizeof(float)};
+      return {doc, 0};
+    };
+    for (; j + 8 <= n; j += 8) {
+      const auto [p, bytes] = next(j + 8);
+      tokens_avx512<8>(qt + b, stride, doc + j * dim, dim, max0, max1, p, bytes);
+    }
+    const auto [p, bytes] = next(n);
     switch (n - j) {
-      case 7: tokens_avx512<7>(qt + b, stride, doc + j * dim, dim, max0, max1); break;
-      case 6: tokens_avx512<6>(qt + b, stride, doc + j * dim, dim, max0, max1); break;
-      case 5: tokens_avx512<5>(qt + b, stride, doc + j * dim, dim, max0, max1); break;
-      case 4: tokens_avx512<4>(qt + b, stride, doc + j * dim, dim, max0, max1); break;
-      case 3: tokens_avx512<3>(qt + b, stride, doc + j * dim, dim, max0, max1); break;
-      case 2: tokens_avx512<2>(qt + b, stride, doc + j * dim, dim, max0, max1); break;
-      case 1: tokens_avx512<1>(qt + b, stride, doc + j * dim, dim, max0, max1); break;
+      case 7: tokens_avx512<7>(qt + b, stride, doc + j * dim, dim, max0, max1, p, bytes); break;
+      case 6: tokens_avx512<6>(qt + b, stride, doc + j * dim, dim, max0, max1, p, bytes); break;
+      case 5: tokens_avx512<5>(qt + b, stride, doc + j * dim, dim, max0, max1, p, bytes); break;
+      case 4: tokens_avx512<4>(qt + b, stride, doc + j * dim, dim, max0, max1, p, bytes); break;
+      case 3: tokens_avx512<3>(qt + b, stride, doc + j * dim, dim, max0, max1, p, bytes); break;
+      case 2: tokens_avx512<2>(qt + b, stride, doc + j * dim, dim, max0, max1, p, bytes); break;
+      case 1: tokens_avx512<1>(qt + b, stride, doc + j * dim, dim, max0, max1, p, bytes); break;
       default: break;
     }
     // Padded query lanes hold max(0, ...) of zero columns: leave them out of the sum.
@@ -208,7 +224,12 @@ Status chamfer_scores(const float* query, std::size_t query_tokens, const float*
         const float* doc = docs[d];
         const auto n = static_cast<std::size_t>(lengths[d]);
 #if TESSERA_X86
-        if (wide) { out[d] = chamfer_avx512(qt.data(), stride, query_tokens, doc, n, dim); continue; }
+        if (wide) {
+          const bool more = d + 1 < end;
+          out[d] = chamfer_avx512(qt.data(), stride, query_tokens, doc, n, dim, more ? docs[d + 1] : nullptr,
+                                  more ? static_cast<std::size_t>(lengths[d + 1]) : 0);
+          continue;
+        }
         if (avx2) { out[d] = chamfer_avx2(qt.data(), stride, query_tokens, doc, n, dim); continue; }
 #endif
         out[d] = chamfer_scalar(query, query_tokens, doc, n, dim);

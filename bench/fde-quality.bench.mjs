@@ -103,7 +103,7 @@ function synthetic(quick) {
     const out = new Float32Array(tokens * dim);
     for (let t = 0; t < tokens; t++) {
       const c = (topic * 8 + pick(8)) * dim;
-      for (let i = 0; i < dim; i++) out[t * dim + i] = centres[c + i] + 0.35 * noise[t * dim + i];
+      for (let i = 0; i < dim; i++) out[t * dim + i] = centres[c + i] + (0.5 / Math.sqrt(dim)) * noise[t * dim + i];  // noise of norm ~0.5
     }
     return l2Normalize(out, { dim });
   };

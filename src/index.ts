@@ -47,6 +47,7 @@ export type {
 } from './binary/index.js';
 export { FdeEncoder, FDE_ALGORITHM_VERSION, chamferScores, chamferScoresAsync, MultiVectorIndex } from './fde/index.js';
 export type {
+  FdeBatchOptions,
   FdeEncoderOptions,
   FdeEncoderJSON,
   FdeProjection,

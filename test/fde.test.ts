@@ -176,6 +176,27 @@ describe('FdeEncoder', () => {
     for (const e of [a, b, c, fromJson, fromMatrices]) e.dispose();
   });
 
+  it('writes batches into a caller\'s array when given one, and checks it', async () => {
+    const e = new FdeEncoder({ dim: 16, repetitions: 3, simhashBits: 3, projectionDim: 4 });
+    const lengths = Int32Array.from([5, 1, 9]);
+    const tokens = randomFloats(15 * 16, 4);
+    const want = e.encodeDocuments(tokens, lengths);
+    const out = new Float32Array(3 * e.outputDim).fill(Number.NaN);  // poisoned: every element must be written
+    expect(e.encodeDocuments(tokens, lengths, { out })).toBe(out);
+    expect(sameBytes(out, want)).toBe(true);
+    out.fill(Number.NaN);
+    expect(await e.encodeQueriesAsync(tokens, lengths, { out })).toBe(out);
+    expect(sameBytes(out, e.encodeQueries(tokens, lengths))).toBe(true);
+    expect(() => e.encodeDocuments(tokens, lengths, { out: out.subarray(1) })).toThrow(/"out" must hold 288 floats/);
+    expect(() => e.encodeDocuments(tokens, lengths, { out: new Float64Array(288) as never })).toThrow(TypeError);
+    expect(() => e.encodeDocuments(tokens, lengths, { output: out } as never)).toThrow(/Unknown option "output"/);
+    const shared = new Float32Array(15 * 16 + 3 * e.outputDim);
+    shared.set(tokens);
+    const overlapping = shared.subarray(15 * 16 - 1, 15 * 16 - 1 + 3 * e.outputDim);
+    expect(() => e.encodeDocuments(shared.subarray(0, 15 * 16), lengths, { out: overlapping })).toThrow(/overlaps "tokens"/);
+    e.dispose();
+  });
+
   it('holds the exact Chamfer top-10 within its top-20 on real ColBERTv2 data, over 5 seeds', () => {
     if (!sharedDataAvailable('colbert-nanofiqa')) return;
     const data = loadColbert();

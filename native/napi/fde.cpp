@@ -8,6 +8,7 @@
 #include "args.h"
 #include "async.h"
 #include "tessera/fde.h"
+#include "tessera/memory.h"
 #include "tessera/multivector_index.h"
 
 namespace tessera::napi {
@@ -120,6 +121,9 @@ class FdeEncoderHandle final : public Napi::ObjectWrap<FdeEncoderHandle> {
     if (has_value(info, 3)) {
       out = typed_array<float>(info, 3, "out");
       if (out.ElementLength() != length) throw_range(info.Env(), "\"out\" must hold " + str(length) + " floats");
+      if (bytes_overlap(out.Data(), out.ByteLength(), tokens.Data(), tokens.ByteLength()) ||
+          bytes_overlap(out.Data(), out.ByteLength(), lengths.Data(), lengths.ByteLength()))
+        throw_range(info.Env(), "\"out\" overlaps \"tokens\" or \"lengths\"");
     } else {
       out = Napi::Float32Array::New(info.Env(), length);
     }

@@ -133,14 +133,18 @@ TEST_CASE("FDE encodings equal a float64 reference on every path, projection, fi
                         {16, 2, 4, fde::Projection::dense, 5, 0, true},
                         {7, 2, 2, fde::Projection::identity, 0, 0, false},
                         {33, 4, 5, fde::Projection::countsketch, 16, 100, true},
-                        {9, 1, 0, fde::Projection::identity, 0, 0, true}};
+                        {9, 1, 0, fde::Projection::identity, 0, 0, true},
+                        // 256 partitions: long clouds leave many empty (the k-cube search), short ones few (the scan);
+                        // an odd projection width pairs the last sketch row with nothing.
+                        {24, 2, 8, fde::Projection::countsketch, 7, 0, true}};
   for (const Case& cs : cases) {
     fde::Config c;
     c.dim = cs.dim, c.repetitions = cs.reps, c.simhash_bits = cs.k, c.projection = cs.proj, c.projection_dim = cs.p;
     c.final_dim = cs.final_dim, c.fill_empty = cs.fill, c.seed = cs.dim * 31 + cs.k;
     fde::Matrices m;
     REQUIRE(fde::generate(c, &m) == Status::ok);
-    const std::vector<std::int32_t> lengths = {1, 2, 7, 30, 3, 64};
+    // 200 tokens: a full 128-token sketch chunk and a 5-column one.
+    const std::vector<std::int32_t> lengths = {1, 2, 7, 30, 3, 64, 200};
     std::size_t total = 0;
     for (auto l : lengths) total += static_cast<std::size_t>(l);
     const auto tokens = normals(total * c.dim, c.seed);

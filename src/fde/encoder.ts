@@ -13,6 +13,7 @@ import {
   expectU64,
   required,
   uninitializedFloat32,
+  viewsOverlap,
 } from '../core/validate.js';
 
 export type FdeProjection = 'countsketch' | 'dense' | 'identity';
@@ -49,6 +50,12 @@ export interface FdeEncoderJSON {
   finalDim?: number;
   seed: string;
   fillEmpty: boolean;
+}
+
+/** Options of the batch encoders. */
+export interface FdeBatchOptions {
+  /** Where to write the encodings (clouds × outputDim floats), instead of a new array. */
+  out?: Float32Array;
 }
 
 export const FDE_ALGORITHM_VERSION = 1;
@@ -122,31 +129,47 @@ export class FdeEncoder extends NativeResource<FdeEncoderHandle> {
     return this.#one(tokens, true);
   }
 
-  /** Query encodings of many clouds: `lengths` tokens each, consecutive in `tokens`; rows of outputDim floats. */
-  encodeQueries(tokens: Float32Array, lengths: Int32Array): Float32Array {
+  /** Query encodings of many clouds: `lengths` tokens each, consecutive in `tokens`; rows of outputDim floats.
+   *  `options.out` (clouds × outputDim floats) receives them instead of a new array, for hot loops that reuse it. */
+  encodeQueries(tokens: Float32Array, lengths: Int32Array, options?: FdeBatchOptions): Float32Array {
     const handle = this.handle;
-    return handle.encode(tokens, lengths, false, this.#output(tokens, lengths));
+    return handle.encode(tokens, lengths, false, this.#output(tokens, lengths, options));
   }
 
-  encodeDocuments(tokens: Float32Array, lengths: Int32Array): Float32Array {
+  encodeDocuments(tokens: Float32Array, lengths: Int32Array, options?: FdeBatchOptions): Float32Array {
     const handle = this.handle;
-    return handle.encode(tokens, lengths, true, this.#output(tokens, lengths));
+    return handle.encode(tokens, lengths, true, this.#output(tokens, lengths, options));
   }
 
-  /** encodeQueries() on worker threads. Do not modify the inputs until the promise settles. */
-  async encodeQueriesAsync(tokens: Float32Array, lengths: Int32Array): Promise<Float32Array> {
+  /** encodeQueries() on worker threads. Do not modify the inputs (or `out`) until the promise settles. */
+  async encodeQueriesAsync(tokens: Float32Array, lengths: Int32Array, options?: FdeBatchOptions): Promise<Float32Array> {
     const handle = this.handle;
-    return handle.encodeAsync(tokens, lengths, false, this.#output(tokens, lengths));
+    return handle.encodeAsync(tokens, lengths, false, this.#output(tokens, lengths, options));
   }
 
-  async encodeDocumentsAsync(tokens: Float32Array, lengths: Int32Array): Promise<Float32Array> {
+  async encodeDocumentsAsync(
+    tokens: Float32Array,
+    lengths: Int32Array,
+    options?: FdeBatchOptions,
+  ): Promise<Float32Array> {
     const handle = this.handle;
-    return handle.encodeAsync(tokens, lengths, true, this.#output(tokens, lengths));
+    return handle.encodeAsync(tokens, lengths, true, this.#output(tokens, lengths, options));
   }
 
-  // Checks the clouds and makes their output without zero-filling it: the encoder writes every element.
-  #output(tokens: Float32Array, lengths: Int32Array): Float32Array {
-    return uninitializedFloat32(checkClouds(tokens, lengths, this.dim) * this.outputDim);
+  // Checks the clouds and gives their output: the caller's `out`, or a new array left uninitialized (the encoder
+  // writes every element).
+  #output(tokens: Float32Array, lengths: Int32Array, options: unknown): Float32Array {
+    const length = checkClouds(tokens, lengths, this.dim) * this.outputDim;
+    const o = expectOptions<FdeBatchOptions>(options, 'options', ['out']);
+    if (o.out === undefined) return uninitializedFloat32(length);
+    const out = expectFloat32Array(o.out, 'out');
+    if (out.length !== length) {
+      throw new RangeError(`"out" must hold ${length} floats (clouds × outputDim ${this.outputDim}), got ${out.length}`);
+    }
+    if (viewsOverlap(out, tokens) || viewsOverlap(out, lengths)) {
+      throw new RangeError('"out" overlaps "tokens" or "lengths"');
+    }
+    return out;
   }
 
   /** Copies of the random matrices (what a saved index stores, and what a CUDA backend is given). */

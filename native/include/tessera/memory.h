@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
+#include <vector>
 
 namespace tessera {
 
@@ -16,5 +18,22 @@ inline bool bytes_overlap(const void* a, std::size_t a_bytes, const void* b, std
 // transparent huge pages in "madvise" mode): one page fault per 2 MiB instead of per 4 KiB. A hint only; a no-op
 // elsewhere, for small buffers, or when the OS declines.
 void advise_huge_pages(void* data, std::size_t bytes) noexcept;
+
+// Allocator for std::vector storage that starts on a 64-byte cache line: whole-register loads of rows whose stride
+// is a multiple of 64 bytes then never straddle two lines (each straddling load costs two).
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlignment{64};
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, kAlignment); }
+  friend bool operator==(const CacheLineAllocator&, const CacheLineAllocator&) noexcept { return true; }
+};
+
+template <class T>
+using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
 
 }  // namespace tessera

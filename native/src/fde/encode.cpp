@@ -24,15 +24,17 @@ std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to *
 
 // Scratch for one cloud, reused across the clouds a thread encodes.
 struct Workspace {
-  std::vector<float> xt;                  // dim x n16: the tokens, transposed
-  std::vector<float> sketch;              // (R k) x n16: SimHash values
-  std::vector<float> yt, y;               // count-sketch: p x n16 projected tokens, and n16 x p
+  std::size_t n16 = 0;                    // the token count rounded up to whole vectors
+  AlignedVector<float> xt;                // dim x n16: the tokens, transposed
+  AlignedVector<float> sketch;            // (R k) x n16: SimHash values
+  AlignedVector<float> yt;                // count-sketch: p x n16 projected tokens
   std::vector<std::uint32_t> partition;   // per token, this repetition
   std::vector<std::int32_t> slot;         // dense / identity: per partition, its row among the sums, or -1
   std::vector<std::uint32_t> slot_partition;  // per slot: its partition
   std::vector<float> sums, projected;     // dense / identity: slots x dim summed tokens, slots x p projected
-  std::vector<float> count;               // per partition: its tokens
+  std::vector<std::uint32_t> count;       // per partition: its tokens
   std::vector<std::uint32_t> first;       // per partition: its lowest token index (when count > 0)
+  std::vector<std::uint32_t> occupied;    // the sign patterns of the non-empty partitions
   std::vector<std::uint32_t> best, level, frontier, next;  // the nearest-token search, by sign pattern
   std::vector<float> fill_row;            // dense / identity: one token, projected
   std::vector<float> block;               // the full vector before the final projection
@@ -50,6 +52,7 @@ class Encoder {
     sketch_ = detail::sketch_columns(level);
     partitions_from_ = detail::partitions(level);
     accumulate_ = detail::accumulate_rows(level);
+    centroids_ = detail::centroids(level);
     // G^T, so the sketches are one product with the transposed tokens.
     simhash_t_.resize(rk_ * c.dim);
     transpose_(m.simhash.data(), c.dim, rk_, rk_, simhash_t_.data(), c.dim);
@@ -82,6 +85,7 @@ class Encoder {
 
   void encode(const float* x, std::size_t n, Workspace& w, float* out) const {
     const std::size_t n16 = round_up(n, 16), dim = c_.dim;
+    w.n16 = n16;
     w.xt.resize(dim * n16);
     transpose_(x, n, dim, dim, w.xt.data(), n16);
     if (n16 > n)  // zero tokens pad each row to whole vectors
@@ -133,10 +137,8 @@ class Encoder {
     w.yt.resize(p_ * n16);
     sketch_(w.yt.data(), w.xt.data(), start_.data() + r * (p_ + 1), coordinate_.data() + r * dim, sign_.data() + r * dim,
             p_, n16);
-    w.y.resize(n16 * p_);
-    transpose_(w.yt.data(), p_, n16, n16, w.y.data(), p_);
     std::fill(block, block + partitions_ * p_, 0.0f);
-    accumulate_(block, w.y.data(), w.partition.data(), n, p_);
+    accumulate_(block, w.yt.data(), n16, w.partition.data(), n, p_);
     count_partitions(w, n);
   }
 
@@ -162,10 +164,13 @@ class Encoder {
 
   // Tokens per partition, and each partition's lowest token index.
   void count_partitions(Workspace& w, std::size_t n) const {
-    w.count.assign(partitions_, 0.0f);
+    w.count.assign(partitions_, 0u);
     w.first.resize(partitions_);
-    for (std::size_t t = n; t-- > 0;) w.first[w.partition[t]] = static_cast<std::uint32_t>(t);  // the lowest wins
-    for (std::size_t t = 0; t < n; ++t) w.count[w.partition[t]] += 1.0f;
+    for (std::size_t t = n; t-- > 0;) {  // the lowest index is written last
+      const std::uint32_t g = w.partition[t];
+      w.first[g] = static_cast<std::uint32_t>(t);
+      ++w.count[g];
+    }
   }
 
   // Projects `count` rows of dim floats with repetition r's dense or identity projection.
@@ -176,23 +181,15 @@ class Encoder {
 
   // Documents: centroids, and empty partitions filled (or zeroed); queries: empty partitions zeroed.
   void finish_block(const float* x, std::size_t r, Workspace& w, float* block) const {
-    bool any_empty = false;
-    for (std::size_t g = 0; g < partitions_; ++g) {
-      if (w.count[g] == 0.0f) {
-        any_empty = true;
-      } else if (document_) {
-        // Multiplying by the reciprocal may differ from dividing by half an ulp: the one place the encoder departs
-        // from the reference's arithmetic, since a division per element costs more than the rest of the block.
-        const float inverse = 1.0f / w.count[g];
-        float* dst = block + g * p_;
-        for (std::size_t j = 0; j < p_; ++j) dst[j] *= inverse;
-      }
-    }
-    if (!any_empty) return;
+    // Multiplying by the reciprocal may differ from dividing by half an ulp: the one place the encoder departs from
+    // the reference's arithmetic, since a division per element costs more than the rest of the block.
+    if (document_) centroids_(block, w.count.data(), partitions_, p_);
+    const auto empty = static_cast<std::size_t>(std::count(w.count.begin(), w.count.end(), 0u));
+    if (empty == 0) return;
     const bool fill = document_ && c_.fill_empty && k_ > 0;
-    if (fill) nearest_tokens(w);
+    if (fill) nearest_tokens(w, empty);
     for (std::size_t g = 0; g < partitions_; ++g) {
-      if (w.count[g] != 0.0f) continue;
+      if (w.count[g] != 0) continue;
       float* dst = block + g * p_;
       if (!fill) {
         std::fill(dst, dst + p_, 0.0f);
@@ -200,7 +197,7 @@ class Encoder {
       }
       const std::uint32_t token = w.best[g ^ (g >> 1)];  // by sign pattern
       if (c_.projection == Projection::countsketch) {
-        std::memcpy(dst, &w.y[token * p_], p_ * sizeof(float));  // the projected token, not averaged
+        for (std::size_t j = 0; j < p_; ++j) dst[j] = w.yt[j * w.n16 + token];  // the projected token, not averaged
       } else {
         w.fill_row.resize(p_);
         project(x + static_cast<std::size_t>(token) * c_.dim, 1, r, w.fill_row.data());
@@ -209,23 +206,45 @@ class Encoder {
     }
   }
 
-  // For every sign pattern, the lowest-indexed token among those whose pattern is nearest in Hamming distance: a
-  // breadth-first search over the k-cube from the occupied patterns, level by level, keeping the lowest token index
-  // among equally near sources (O(2^k k) per repetition, whatever the token count). A pattern at distance d is
-  // reached from its neighbours at distance d - 1, whose own bests are the lowest tokens at distance d - 1 from
-  // them: together, exactly the tokens at distance d.
-  void nearest_tokens(Workspace& w) const {
-    constexpr std::uint32_t kUnset = ~0u;
-    w.best.assign(partitions_, kUnset);
-    w.level.assign(partitions_, kUnset);
-    w.frontier.clear();
+  // For every empty partition's sign pattern (w.best, by pattern), the lowest-indexed token among those whose
+  // pattern is nearest in Hamming distance. Few empty partitions: compare each with every occupied pattern;
+  // many: a breadth-first search over the k-cube, whichever does less work.
+  void nearest_tokens(Workspace& w, std::size_t empty) const {
+    w.occupied.clear();
+    w.best.resize(partitions_);
+    for (std::size_t g = 0; g < partitions_; ++g)
+      if (w.count[g] != 0) {
+        const auto pattern = static_cast<std::uint32_t>(g ^ (g >> 1));
+        w.occupied.push_back(pattern);
+        w.best[pattern] = w.first[g];
+      }
+    if (empty * w.occupied.size() <= partitions_ * k_) nearest_by_scan(w);
+    else nearest_by_search(w);
+  }
+
+  // Each empty pattern against every occupied one: the least (distance, token) pair wins.
+  void nearest_by_scan(Workspace& w) const {
     for (std::size_t g = 0; g < partitions_; ++g) {
-      if (w.count[g] == 0.0f) continue;
-      const std::size_t pattern = g ^ (g >> 1);
-      w.best[pattern] = w.first[g];
-      w.level[pattern] = 0;
-      w.frontier.push_back(static_cast<std::uint32_t>(pattern));
+      if (w.count[g] != 0) continue;
+      const auto pattern = static_cast<std::uint32_t>(g ^ (g >> 1));
+      std::uint64_t least = ~std::uint64_t{0};
+      for (std::uint32_t source : w.occupied) {
+        const auto distance = static_cast<std::uint64_t>(std::popcount(pattern ^ source));
+        least = std::min(least, distance << 32 | w.best[source]);
+      }
+      w.best[pattern] = static_cast<std::uint32_t>(least);
     }
+  }
+
+  // A breadth-first search over the k-cube from the occupied patterns, level by level, keeping the lowest token
+  // index among equally near sources (O(2^k k) per repetition, whatever the token count). A pattern at distance d
+  // is reached from its neighbours at distance d - 1, whose own bests are the lowest tokens at distance d - 1 from
+  // them: together, exactly the tokens at distance d.
+  void nearest_by_search(Workspace& w) const {
+    constexpr std::uint32_t kUnset = ~0u;
+    w.level.assign(partitions_, kUnset);
+    w.frontier.assign(w.occupied.begin(), w.occupied.end());
+    for (std::uint32_t pattern : w.occupied) w.level[pattern] = 0;
     for (std::uint32_t d = 1; !w.frontier.empty(); ++d) {
       w.next.clear();
       for (std::uint32_t pattern : w.frontier)
@@ -252,6 +271,7 @@ class Encoder {
   detail::SketchFn sketch_;
   detail::PartitionFn partitions_from_;
   detail::AccumulateFn accumulate_;
+  detail::CentroidFn centroids_;
   std::size_t k_, rk_, partitions_, p_;
   std::vector<float> simhash_t_;
   std::vector<std::uint32_t> start_, coordinate_;

@@ -138,6 +138,14 @@ void subtract_scalar(float* dst, const float* src, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) dst[i] -= src[i];
 }
 
+void centroids_scalar(float* block, const std::uint32_t* count, std::size_t rows, std::size_t p) {
+  for (std::size_t g = 0; g < rows; ++g) {
+    if (count[g] <= 1) continue;
+    const float inverse = 1.0f / static_cast<float>(count[g]);
+    for (std::size_t j = 0; j < p; ++j) block[g * p + j] *= inverse;
+  }
+}
+
 void sketch_scalar(float* yt, const float* xt, const std::uint32_t* start, const std::uint32_t* coordinate,
                    const float* sign, std::size_t p, std::size_t width) {
   for (std::size_t c = 0; c < p; ++c) {
@@ -163,8 +171,12 @@ void partitions_scalar(const float* sketch, std::size_t k, std::size_t width, st
   for (std::size_t t = 0; t < width; ++t) partition[t] = gray_decode(partition[t]);  // NaN gave bit 0 above
 }
 
-void accumulate_scalar(float* block, const float* rows, const std::uint32_t* partition, std::size_t n, std::size_t p) {
-  for (std::size_t t = 0; t < n; ++t) add_scalar(block + partition[t] * p, rows + t * p, p);
+void accumulate_scalar(float* block, const float* yt, std::size_t width, const std::uint32_t* partition, std::size_t n,
+                       std::size_t p) {
+  for (std::size_t t = 0; t < n; ++t) {
+    float* dst = block + partition[t] * p;
+    for (std::size_t c = 0; c < p; ++c) dst[c] += yt[c * width + t];
+  }
 }
 
 void transpose_scalar(const float* src, std::size_t rows, std::size_t cols, std::size_t lds, float* dst,
@@ -190,36 +202,83 @@ TESSERA_TARGET_AVX512 inline void add_avx512(float* dst, const float* src, std::
   }
 }
 
+// Sketch rows c and c + 1 (when `pair`) over W columns of 16 tokens: 2W independent sums in registers, so the adds
+// of one chain overlap the others' latency (x * ±1 is exact, so the fused multiply-add is an add or a subtract, in
+// the order the specification fixes).
+template <int W>
+TESSERA_TARGET_AVX512 void sketch_rows(float* yt, const float* xt, const std::uint32_t* start,
+                                       const std::uint32_t* coordinate, const float* sign, std::size_t c, bool pair,
+                                       std::size_t width) {
+  __m512 a[W], b[W];
+#pragma GCC unroll 8
+  for (int w = 0; w < W; ++w) a[w] = b[w] = _mm512_setzero_ps();
+  std::uint32_t ea = start[c], eb = pair ? start[c + 1] : 0;
+  const std::uint32_t end_a = start[c + 1], end_b = pair ? start[c + 2] : 0;
+  for (; ea < end_a && eb < end_b; ++ea, ++eb) {
+    const float* xa = xt + coordinate[ea] * width;
+    const float* xb = xt + coordinate[eb] * width;
+    const __m512 sa = _mm512_set1_ps(sign[ea]), sb = _mm512_set1_ps(sign[eb]);
+#pragma GCC unroll 8
+    for (int w = 0; w < W; ++w) {
+      a[w] = _mm512_fmadd_ps(_mm512_loadu_ps(xa + 16 * w), sa, a[w]);
+      b[w] = _mm512_fmadd_ps(_mm512_loadu_ps(xb + 16 * w), sb, b[w]);
+    }
+  }
+  for (; ea < end_a; ++ea) {
+    const float* xa = xt + coordinate[ea] * width;
+    const __m512 sa = _mm512_set1_ps(sign[ea]);
+#pragma GCC unroll 8
+    for (int w = 0; w < W; ++w) a[w] = _mm512_fmadd_ps(_mm512_loadu_ps(xa + 16 * w), sa, a[w]);
+  }
+  for (; eb < end_b; ++eb) {
+    const float* xb = xt + coordinate[eb] * width;
+    const __m512 sb = _mm512_set1_ps(sign[eb]);
+#pragma GCC unroll 8
+    for (int w = 0; w < W; ++w) b[w] = _mm512_fmadd_ps(_mm512_loadu_ps(xb + 16 * w), sb, b[w]);
+  }
+#pragma GCC unroll 8
+  for (int w = 0; w < W; ++w) {
+    _mm512_storeu_ps(yt + c * width + 16 * w, a[w]);
+    if (pair) _mm512_storeu_ps(yt + (c + 1) * width + 16 * w, b[w]);
+  }
+}
+
+template <int W>
+TESSERA_TARGET_AVX512 void sketch_chunk(float* yt, const float* xt, const std::uint32_t* start,
+                                        const std::uint32_t* coordinate, const float* sign, std::size_t p,
+                                        std::size_t width) {
+  for (std::size_t c = 0; c < p; c += 2) sketch_rows<W>(yt, xt, start, coordinate, sign, c, c + 1 < p, width);
+}
+
 TESSERA_TARGET_AVX512 void sketch_avx512(float* yt, const float* xt, const std::uint32_t* start,
                                          const std::uint32_t* coordinate, const float* sign, std::size_t p,
                                          std::size_t width) {
-  // One output coordinate at a time, 64 tokens (four independent sums, so the adds overlap) and then 16 at a time:
-  // the sums stay in registers while the input coordinates that feed them are added (x * ±1 is exact, so this
-  // equals adding and subtracting).
-  for (std::size_t c = 0; c < p; ++c) {
-    float* out = yt + c * width;
-    std::size_t t = 0;
-    for (; t + 64 <= width; t += 64) {
-      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      for (std::uint32_t e = start[c]; e < start[c + 1]; ++e) {
-        const float* x = xt + coordinate[e] * width + t;
-        const __m512 s = _mm512_set1_ps(sign[e]);
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x), s, a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + 16), s, a1);
-        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + 32), s, a2);
-        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + 48), s, a3);
-      }
-      _mm512_storeu_ps(out + t, a0);
-      _mm512_storeu_ps(out + t + 16, a1);
-      _mm512_storeu_ps(out + t + 32, a2);
-      _mm512_storeu_ps(out + t + 48, a3);
+  // Up to 128 tokens a chunk (eight columns of 16), two output coordinates at a time: 16 sums in registers.
+  for (std::size_t t = 0; t < width; t += 128) {
+    float* y = yt + t;
+    const float* x = xt + t;
+    switch (std::min<std::size_t>(8, (width - t) / 16)) {
+      case 1: sketch_chunk<1>(y, x, start, coordinate, sign, p, width); break;
+      case 2: sketch_chunk<2>(y, x, start, coordinate, sign, p, width); break;
+      case 3: sketch_chunk<3>(y, x, start, coordinate, sign, p, width); break;
+      case 4: sketch_chunk<4>(y, x, start, coordinate, sign, p, width); break;
+      case 5: sketch_chunk<5>(y, x, start, coordinate, sign, p, width); break;
+      case 6: sketch_chunk<6>(y, x, start, coordinate, sign, p, width); break;
+      case 7: sketch_chunk<7>(y, x, start, coordinate, sign, p, width); break;
+      default: sketch_chunk<8>(y, x, start, coordinate, sign, p, width); break;
     }
-    for (; t < width; t += 16) {
-      __m512 acc = _mm512_setzero_ps();
-      for (std::uint32_t e = start[c]; e < start[c + 1]; ++e)
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(xt + coordinate[e] * width + t), _mm512_set1_ps(sign[e]), acc);
-      _mm512_storeu_ps(out + t, acc);
-    }
+  }
+}
+
+TESSERA_TARGET_AVX512 void centroids_avx512(float* block, const std::uint32_t* count, std::size_t rows, std::size_t p) {
+  const std::size_t whole = p / 16 * 16;
+  const auto tail = static_cast<__mmask16>((1u << (p - whole)) - 1);
+  for (std::size_t g = 0; g < rows; ++g) {
+    if (count[g] <= 1) continue;
+    const __m512 inverse = _mm512_set1_ps(1.0f / static_cast<float>(count[g]));
+    float* row = block + g * p;
+    for (std::size_t j = 0; j < whole; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), inverse));
+    if (tail) _mm512_mask_storeu_ps(row + whole, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, row + whole), inverse));
   }
 }
 
@@ -238,22 +297,9 @@ TESSERA_TARGET_AVX512 void partitions_avx512(const float* sketch, std::size_t k,
   }
 }
 
-TESSERA_TARGET_AVX512 void accumulate_avx512(float* block, const float* rows, const std::uint32_t* partition,
-                                             std::size_t n, std::size_t p) {
-  if (p == 16) {  // the common case: one register per row
-    for (std::size_t t = 0; t < n; ++t) {
-      float* dst = block + partition[t] * 16;
-      _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_loadu_ps(rows + t * 16)));
-    }
-    return;
-  }
-  for (std::size_t t = 0; t < n; ++t) add_avx512<false>(block + partition[t] * p, rows + t * p, p);
-}
-
-// A 16 x 16 block in registers: rows interleaved in pairs, then fours, then the 128-bit lanes regrouped.
-TESSERA_TARGET_AVX512 void transpose16(const float* src, std::size_t lds, float* dst, std::size_t ldd) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+// Transposes the 16 x 16 block in r: rows interleaved in pairs, then fours, then the 128-bit lanes regrouped.
+TESSERA_TARGET_AVX512 inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
@@ -264,17 +310,46 @@ TESSERA_TARGET_AVX512 void transpose16(const float* src, std::size_t lds, float*
     r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
     r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
   }
-  // r[4q + m] now holds, in each 128-bit lane L, column (4 * L + m) of rows 4q..4q+3 of the block.
-  for (int q = 0; q < 4; ++q)
-    for (int m = 0; m < 4; ++m) t[4 * q + m] = r[4 * q + m];
+  // r[4q + m] now holds, in each 128-bit lane L, column (4 L + m) of rows 4q..4q+3: gather lane L of r[m],
+  // r[4 + m], r[8 + m], r[12 + m] into row 4 L + m.
   for (int m = 0; m < 4; ++m) {
-    // Gather lane L of t[m], t[4 + m], t[8 + m], t[12 + m] into output row 4L + m.
-    const __m512 a = _mm512_shuffle_f32x4(t[m], t[4 + m], 0x44), b = _mm512_shuffle_f32x4(t[8 + m], t[12 + m], 0x44);
-    const __m512 c = _mm512_shuffle_f32x4(t[m], t[4 + m], 0xEE), d = _mm512_shuffle_f32x4(t[8 + m], t[12 + m], 0xEE);
-    _mm512_storeu_ps(dst + (0 + m) * ldd, _mm512_shuffle_f32x4(a, b, 0x88));
-    _mm512_storeu_ps(dst + (4 + m) * ldd, _mm512_shuffle_f32x4(a, b, 0xDD));
-    _mm512_storeu_ps(dst + (8 + m) * ldd, _mm512_shuffle_f32x4(c, d, 0x88));
-    _mm512_storeu_ps(dst + (12 + m) * ldd, _mm512_shuffle_f32x4(c, d, 0xDD));
+    const __m512 a = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x44), b = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x44);
+    const __m512 c = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xEE), d = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xEE);
+    t[0 + m] = _mm512_shuffle_f32x4(a, b, 0x88);
+    t[4 + m] = _mm512_shuffle_f32x4(a, b, 0xDD);
+    t[8 + m] = _mm512_shuffle_f32x4(c, d, 0x88);
+    t[12 + m] = _mm512_shuffle_f32x4(c, d, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+TESSERA_TARGET_AVX512 void transpose16(const float* src, std::size_t lds, float* dst, std::size_t ldd) {
+  __m512 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  transpose16(r);
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
+}
+
+// 16 tokens x up to 16 sketch rows at a time, transposed in registers and added to their partitions' rows.
+TESSERA_TARGET_AVX512 void accumulate_avx512(float* block, const float* yt, std::size_t width,
+                                             const std::uint32_t* partition, std::size_t n, std::size_t p) {
+  for (std::size_t c0 = 0; c0 < p; c0 += 16) {
+    const std::size_t rows = std::min<std::size_t>(16, p - c0);
+    const auto mask = static_cast<__mmask16>((1u << rows) - 1);
+    for (std::size_t t0 = 0; t0 < n; t0 += 16) {
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i)
+        r[i] = static_cast<std::size_t>(i) < rows ? _mm512_loadu_ps(yt + (c0 + i) * width + t0) : _mm512_setzero_ps();
+      transpose16(r);
+      const std::size_t tokens = std::min<std::size_t>(16, n - t0);
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j) {
+        if (static_cast<std::size_t>(j) >= tokens) break;
+        float* dst = block + partition[t0 + j] * p + c0;
+        _mm512_mask_storeu_ps(dst, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst), r[j]));
+      }
+    }
   }
 }
 
@@ -297,6 +372,14 @@ AddFn add_rows(SimdLevel level) noexcept {
 #endif
   (void)level;
   return add_scalar;
+}
+
+CentroidFn centroids(SimdLevel level) noexcept {
+#if TESSERA_X86
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return centroids_avx512;
+#endif
+  (void)level;
+  return centroids_scalar;
 }
 
 SketchFn sketch_columns(SimdLevel level) noexcept {

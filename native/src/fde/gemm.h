@@ -21,6 +21,10 @@ GemmFn gemm(SimdLevel level) noexcept;
 using AddFn = void (*)(float* dst, const float* src, std::size_t n);
 AddFn add_rows(SimdLevel level) noexcept;
 
+// Centroids: each row g < rows of block (p floats) whose count[g] exceeds 1 is multiplied by 1 / count[g].
+using CentroidFn = void (*)(float* block, const std::uint32_t* count, std::size_t rows, std::size_t p);
+CentroidFn centroids(SimdLevel level) noexcept;
+
 // Count-sketch of transposed tokens, with the input coordinates grouped by the output coordinate they go to:
 // yt row c (width floats, width a multiple of 16) = sum over e in [start[c], start[c + 1]) of sign[e] * xt row
 // coordinate[e], in that order (ascending coordinates), so the sums are the same at every level.
@@ -33,9 +37,10 @@ SketchFn sketch_columns(SimdLevel level) noexcept;
 using PartitionFn = void (*)(const float* sketch, std::size_t k, std::size_t width, std::uint32_t* partition);
 PartitionFn partitions(SimdLevel level) noexcept;
 
-// For each token t < n: block row partition[t] (p floats) += rows row t, in order of t.
-using AccumulateFn = void (*)(float* block, const float* rows, const std::uint32_t* partition, std::size_t n,
-                              std::size_t p);
+// For each token t < n, in order of t: block row partition[t] (p floats) += column t of yt (p rows of `width`
+// floats; width a multiple of 16, at least n).
+using AccumulateFn = void (*)(float* block, const float* yt, std::size_t width, const std::uint32_t* partition,
+                              std::size_t n, std::size_t p);
 AccumulateFn accumulate_rows(SimdLevel level) noexcept;
 
 // dst (cols x rows, row stride ldd) = the transpose of src (rows x cols, row stride lds).

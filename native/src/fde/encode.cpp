@@ -293,14 +293,18 @@ Status encode(const Config& c, const Matrices& m, const float* tokens, const std
     }
     const Encoder encoder(c, m, is_document);
     advise_huge_pages(out, count * c.output_dim() * sizeof(float));  // batches of FDEs run to hundreds of MiB
-    const std::size_t slots = slots_for(count, 1);
-    std::vector<Workspace> workspaces(slots);
+    // Chunks of consecutive clouds whose outputs fill about a huge page, so two threads rarely fault in (and wait on
+    // the zeroing of) the same page; at least four chunks a thread, for balance.
     const std::size_t out_dim = c.output_dim();
+    const std::size_t grain = std::max<std::size_t>(
+        1, std::min(grain_for_bytes(out_dim * sizeof(float), std::size_t{2} << 20), count / (4 * thread_count())));
+    const std::size_t slots = slots_for(count, grain);
+    std::vector<Workspace> workspaces(slots);
     auto body = [&](std::size_t begin, std::size_t end, std::size_t slot) {
       for (std::size_t i = begin; i < end; ++i)
         encoder.encode(tokens + offsets[i] * c.dim, offsets[i + 1] - offsets[i], workspaces[slot], out + i * out_dim);
     };
-    return parallel_for(count, 1, body, slots);
+    return parallel_for(count, grain, body, slots);
   } catch (...) {
     return Status::out_of_memory;
   }

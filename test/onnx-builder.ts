@@ -84,3 +84,46 @@ export function mlpReference(m: Mlp, x: Float32Array): Float64Array {
   }
   return y;
 }
+
+export interface ValueSpec {
+  name: string;
+  /** ONNX element type: 1 FLOAT, 7 INT64, 10 FLOAT16. */
+  elemType: number;
+  dims: (number | string)[];
+}
+
+function typedValueInfo(v: ValueSpec): number[] {
+  const dimensions = v.dims.flatMap((d) => bytes(1, typeof d === 'number' ? int(1, d) : str(2, d)));
+  const tensorType = [...int(1, v.elemType), ...bytes(2, dimensions)];
+  return [...str(1, v.name), ...bytes(2, bytes(1, tensorType))];
+}
+
+/** A model of one node (any op and domain) with integer attributes, its inputs and outputs as graph inputs/outputs. */
+export function singleNodeModel(spec: {
+  op: string;
+  domain?: string;
+  inputs: ValueSpec[];
+  outputs: ValueSpec[];
+  attributes?: Record<string, number>;
+  opsets: { domain: string; version: number }[];
+}): Uint8Array {
+  const attributes = Object.entries(spec.attributes ?? {}).flatMap(([name, value]) =>
+    bytes(5, [...str(1, name), ...int(3, value), ...int(20, 2 /* INT */)]),
+  );
+  const nodeBytes = [
+    ...spec.inputs.flatMap((i) => str(1, i.name)),
+    ...spec.outputs.flatMap((o) => str(2, o.name)),
+    ...str(3, `${spec.op}_0`),
+    ...str(4, spec.op),
+    ...attributes,
+    ...(spec.domain ? str(7, spec.domain) : []),
+  ];
+  const graph = [
+    ...bytes(1, nodeBytes),
+    ...str(2, 'single-node'),
+    ...spec.inputs.flatMap((i) => bytes(11, typedValueInfo(i))),
+    ...spec.outputs.flatMap((o) => bytes(12, typedValueInfo(o))),
+  ];
+  const opsets = spec.opsets.flatMap((o) => bytes(8, [...str(1, o.domain), ...int(2, o.version)]));
+  return Uint8Array.from([...int(1, 8), ...str(2, 'tessera-tests'), ...bytes(7, graph), ...opsets]);
+}

@@ -8,7 +8,6 @@
 #include <napi.h>
 
 #include <functional>
-#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,7 +25,7 @@ class KernelWorker final : public Napi::AsyncWorker {
   // Queues `kernel`; the returned Promise resolves to `result` (after `finish`, on the JS thread, may complete it
   // with what the kernel found) or rejects with the kernel's failure.
   static Napi::Promise Start(Napi::Env env, const char* name, Kernel kernel, Napi::Object result,
-                             std::initializer_list<Napi::Object> keep_alive, Finish finish = nullptr) {
+                             const std::vector<Napi::Object>& keep_alive, Finish finish = nullptr) {
     auto* worker = new KernelWorker(env, name, std::move(kernel), result, keep_alive);
     worker->finish_ = std::move(finish);
     Napi::Promise promise = worker->deferred_.Promise();
@@ -60,7 +59,7 @@ class KernelWorker final : public Napi::AsyncWorker {
 
  private:
   KernelWorker(Napi::Env env, const char* name, Kernel kernel, Napi::Object result,
-               std::initializer_list<Napi::Object> keep_alive)
+               const std::vector<Napi::Object>& keep_alive)
       : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), kernel_(std::move(kernel)),
         result_(Napi::Persistent(result)), name_(name) {
     for (const Napi::Object& o : keep_alive) keep_alive_.push_back(Napi::Persistent(o));

@@ -80,6 +80,43 @@ export interface Binding {
   chamferScores(query: Float32Array, docs: Float32Array, lengths: Int32Array, dim: number): Float32Array;
   chamferScoresAsync(query: Float32Array, docs: Float32Array, lengths: Int32Array, dim: number): Promise<Float32Array>;
   MultiVectorIndexHandle: new (encoder: FdeEncoderHandle, fdeBits: number) => MultiVectorIndexHandle;
+  applyRope<T extends Float32Array | Uint16Array>(
+    data: T,
+    dtype: 'float32' | 'float16' | 'bfloat16',
+    layout: 'bshd' | 'bhsd',
+    batch: number,
+    seqLen: number,
+    heads: number,
+    headDim: number,
+    rotaryDim: number,
+    positions: Int32Array | Float32Array | Float64Array,
+    invFreq: Float64Array | null,
+    cos: Float32Array | null,
+    sin: Float32Array | null,
+    attentionFactor: number,
+    style: 'neox' | 'interleaved',
+  ): T;
+  applyRopeAsync<T extends Float32Array | Uint16Array>(
+    data: T,
+    dtype: 'float32' | 'float16' | 'bfloat16',
+    layout: 'bshd' | 'bhsd',
+    batch: number,
+    seqLen: number,
+    heads: number,
+    headDim: number,
+    rotaryDim: number,
+    positions: Int32Array | Float32Array | Float64Array,
+    invFreq: Float64Array | null,
+    cos: Float32Array | null,
+    sin: Float32Array | null,
+    attentionFactor: number,
+    style: 'neox' | 'interleaved',
+  ): Promise<T>;
+  ropeCosSin(
+    positions: Int32Array | Float32Array | Float64Array,
+    invFreq: Float64Array,
+    attentionFactor: number,
+  ): { cos: Float32Array; sin: Float32Array };
   /** Present in the CUDA addon only. */
   cudaProbe?(): CudaProbe;
 }

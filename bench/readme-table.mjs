@@ -9,12 +9,15 @@ const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed
 
 export function tableFor(suite) {
   const lines = suite.cases.flatMap((c) => (c.summary ?? []).map((l) => `- ${c.name}: ${l}`));
-  const contenders = Object.keys(suite.cases[0].medianMs).filter((n) => n !== suite.cases[0].baseline);
-  const head = ['case', ...contenders.map((n) => `${n} vs ${suite.cases[0].baseline}`), ...contenders.map((n) => `${n} % of copy`)];
+  // Contenders of every case (cases may differ: a peer that only takes float32, a limit only one case has).
+  const baseline = suite.cases[0].baseline;
+  const contenders = [...new Set(suite.cases.flatMap((c) => Object.keys(c.medianMs)))].filter((n) => n !== baseline);
+  const withCopy = contenders.filter((n) => suite.cases.some((c) => c.gbPerS?.[n] !== undefined));
+  const head = ['case', ...contenders.map((n) => `${n} vs ${baseline}`), ...withCopy.map((n) => `${n} % of copy`)];
   const rows = suite.cases.map((c) => [
     c.name,
-    ...contenders.map((n) => `${fmt(c.speedup[n])}×`),
-    ...contenders.map((n) => (c.gbPerS ? `${fmt((100 * c.gbPerS[n]) / c.copyGBs)}%` : '-')),
+    ...contenders.map((n) => (c.speedup[n] === undefined ? '-' : `${fmt(c.speedup[n])}×`)),
+    ...withCopy.map((n) => (c.gbPerS?.[n] === undefined ? '-' : `${fmt((100 * c.gbPerS[n]) / c.copyGBs)}%`)),
   ]);
   const m = suite.machine;
   return [

@@ -1,24 +1,7 @@
 // Builds small ONNX models byte by byte (protobuf wire format), so tests need no Python and no downloaded model.
 // Only what the tests use: float32 tensors, MatMul / Add / Relu nodes, one input and one output with a dynamic batch.
 
-const encoder = new TextEncoder();
-
-function varint(n: number | bigint): number[] {
-  let v = BigInt(n);
-  const out: number[] = [];
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v) byte |= 0x80;
-    out.push(byte);
-  } while (v);
-  return out;
-}
-
-const key = (field: number, wire: number) => varint((field << 3) | wire);
-const int = (field: number, value: number) => [...key(field, 0), ...varint(value)];
-const bytes = (field: number, data: Uint8Array | number[]) => [...key(field, 2), ...varint(data.length), ...data];
-const str = (field: number, s: string) => bytes(field, [...encoder.encode(s)]);
+import { bytes, int, str } from '../bench/onnx-model.mjs';
 
 function tensor(name: string, dims: number[], values: Float32Array): number[] {
   const raw = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
@@ -85,45 +68,5 @@ export function mlpReference(m: Mlp, x: Float32Array): Float64Array {
   return y;
 }
 
-export interface ValueSpec {
-  name: string;
-  /** ONNX element type: 1 FLOAT, 7 INT64, 10 FLOAT16. */
-  elemType: number;
-  dims: (number | string)[];
-}
 
-function typedValueInfo(v: ValueSpec): number[] {
-  const dimensions = v.dims.flatMap((d) => bytes(1, typeof d === 'number' ? int(1, d) : str(2, d)));
-  const tensorType = [...int(1, v.elemType), ...bytes(2, dimensions)];
-  return [...str(1, v.name), ...bytes(2, bytes(1, tensorType))];
-}
-
-/** A model of one node (any op and domain) with integer attributes, its inputs and outputs as graph inputs/outputs. */
-export function singleNodeModel(spec: {
-  op: string;
-  domain?: string;
-  inputs: ValueSpec[];
-  outputs: ValueSpec[];
-  attributes?: Record<string, number>;
-  opsets: { domain: string; version: number }[];
-}): Uint8Array {
-  const attributes = Object.entries(spec.attributes ?? {}).flatMap(([name, value]) =>
-    bytes(5, [...str(1, name), ...int(3, value), ...int(20, 2 /* INT */)]),
-  );
-  const nodeBytes = [
-    ...spec.inputs.flatMap((i) => str(1, i.name)),
-    ...spec.outputs.flatMap((o) => str(2, o.name)),
-    ...str(3, `${spec.op}_0`),
-    ...str(4, spec.op),
-    ...attributes,
-    ...(spec.domain ? str(7, spec.domain) : []),
-  ];
-  const graph = [
-    ...bytes(1, nodeBytes),
-    ...str(2, 'single-node'),
-    ...spec.inputs.flatMap((i) => bytes(11, typedValueInfo(i))),
-    ...spec.outputs.flatMap((o) => bytes(12, typedValueInfo(o))),
-  ];
-  const opsets = spec.opsets.flatMap((o) => bytes(8, [...str(1, o.domain), ...int(2, o.version)]));
-  return Uint8Array.from([...int(1, 8), ...str(2, 'tessera-tests'), ...bytes(7, graph), ...opsets]);
-}
+export { rotaryEmbeddingModel, singleNodeModel } from '../bench/onnx-model.mjs';

@@ -28,7 +28,7 @@ import {
   type RopeConfig,
 } from '../src/index.js';
 import { randomFloats, seeded, SHARED_DATA, sharedDataAvailable } from './helpers.js';
-import { singleNodeModel } from './onnx-builder.js';
+import { rotaryEmbeddingModel } from './onnx-builder.js';
 import { parseFirstNode, parseTensor, ONNX_FLOAT, ONNX_FLOAT16 } from './onnx-reader.js';
 
 // ---- independent helpers ----------------------------------------------------------------------------------------
@@ -451,19 +451,7 @@ describe('applyRope', () => {
     const r = seeded(5);
     for (const [dtype, interleaved, rotaryDim] of [['float32', 0, 64], ['float32', 1, 32], ['float16', 0, 64], ['float16', 1, 48]] as const) {
       const batch = 2, seqLen = 9, heads = 4, headDim = 64, maxPos = 4096;
-      const elem = dtype === 'float32' ? 1 : 10;
-      const model = singleNodeModel({
-        op: 'RotaryEmbedding', domain: 'com.microsoft',
-        inputs: [
-          { name: 'input', elemType: elem, dims: [batch, seqLen, heads * headDim] },
-          { name: 'position_ids', elemType: 7, dims: [batch, seqLen] },
-          { name: 'cos_cache', elemType: elem, dims: [maxPos, rotaryDim / 2] },
-          { name: 'sin_cache', elemType: elem, dims: [maxPos, rotaryDim / 2] },
-        ],
-        outputs: [{ name: 'output', elemType: elem, dims: [batch, seqLen, heads * headDim] }],
-        attributes: { interleaved, num_heads: heads, rotary_embedding_dim: rotaryDim },
-        opsets: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
-      });
+      const model = rotaryEmbeddingModel({ batch, seqLen, heads, headDim, rotaryDim, maxPositions: maxPos, interleaved, float16: dtype === 'float16' });
       const session = await ort.InferenceSession.create(model);
       const { invFreq } = ropeFrequencies({ type: 'default', base: 10000, dim: rotaryDim });
       const { cos, sin } = ropeCosSin(Int32Array.from({ length: maxPos }, (_, i) => i), invFreq);

@@ -28,6 +28,7 @@ struct Workspace {
   AlignedVector<float> xt;                // dim x n16: the tokens, transposed
   AlignedVector<float> sketch;            // (R k) x n16: SimHash values
   AlignedVector<float> yt;                // count-sketch: p x n16 projected tokens
+  AlignedVector<float> block;             // one repetition's block, or (final projection) the whole encoding
   std::vector<std::uint32_t> partition;   // per token, this repetition
   std::vector<std::int32_t> slot;         // dense / identity: per partition, its row among the sums, or -1
   std::vector<std::uint32_t> slot_partition;  // per slot: its partition
@@ -37,7 +38,6 @@ struct Workspace {
   std::vector<std::uint32_t> occupied;    // the sign patterns of the non-empty partitions
   std::vector<std::uint32_t> best, level, frontier, next;  // the nearest-token search, by sign pattern
   std::vector<float> fill_row;            // dense / identity: one token, projected
-  std::vector<float> block;               // the full vector before the final projection
 };
 
 class Encoder {
@@ -53,6 +53,13 @@ class Encoder {
     partitions_from_ = detail::partitions(level);
     accumulate_ = detail::accumulate_rows(level);
     centroids_ = detail::centroids(level);
+    stream_ = detail::stream_rows(level);
+    if (partitions_ <= 64 && k_ > 0) {  // rings_[q (k + 1) + d]: the patterns at Hamming distance d from q
+      rings_.assign(partitions_ * (k_ + 1), 0);
+      for (std::size_t q = 0; q < partitions_; ++q)
+        for (std::size_t other = 0; other < partitions_; ++other)
+          rings_[q * (k_ + 1) + static_cast<std::size_t>(std::popcount(q ^ other))] |= std::uint64_t{1} << other;
+    }
     // G^T, so the sketches are one product with the transposed tokens.
     simhash_t_.resize(rk_ * c.dim);
     transpose_(m.simhash.data(), c.dim, rk_, rk_, simhash_t_.data(), c.dim);
@@ -94,22 +101,23 @@ class Encoder {
       w.sketch.resize(rk_ * n16);
       gemm_(simhash_t_.data(), dim, w.xt.data(), n16, w.sketch.data(), n16, rk_, dim, n16);
     }
-    float* blocks = out;
-    if (c_.final_dim) {
-      w.block.resize(c_.block_dim());
-      blocks = w.block.data();
-    }
+    // Each repetition's block is built in cache (w.block) and then streamed to the output, which is written once
+    // without being read; with a final projection the whole encoding stays in w.block until it is projected.
+    const std::size_t rep_floats = partitions_ * p_;
+    w.block.resize(c_.final_dim ? c_.block_dim() : rep_floats);
     w.partition.resize(n16);  // padded tokens get partitions too, never used
     if (c_.projection != Projection::countsketch) w.slot.assign(partitions_, -1);
     for (std::size_t r = 0; r < c_.repetitions; ++r) {
       assign_partitions(w, n16, r);
-      float* block = blocks + r * partitions_ * p_;
+      float* block = w.block.data() + (c_.final_dim ? r * rep_floats : 0);
       if (c_.projection == Projection::countsketch) sketch_and_sum(w, n, n16, r, block);
       else sum_and_project(x, n, w, r, block);
       finish_block(x, r, w, block);
       if (c_.projection != Projection::countsketch)
         for (std::uint32_t g : w.slot_partition) w.slot[g] = -1;  // reset only what was set
+      if (!c_.final_dim) stream_(out + r * rep_floats, block, rep_floats);
     }
+    const float* blocks = w.block.data();
     if (c_.final_dim) {
       std::fill(out, out + c_.final_dim, 0.0f);
       const std::size_t total = c_.block_dim();
@@ -218,8 +226,29 @@ class Encoder {
         w.occupied.push_back(pattern);
         w.best[pattern] = w.first[g];
       }
-    if (empty * w.occupied.size() <= partitions_ * k_) nearest_by_scan(w);
+    if (!rings_.empty()) nearest_by_rings(w);
+    else if (empty * w.occupied.size() <= partitions_ * k_) nearest_by_scan(w);
     else nearest_by_search(w);
+  }
+
+  // Up to 64 patterns (k <= 6): the occupied patterns as a bit set, intersected with each empty pattern's rings of
+  // patterns at distance 1, 2, ...; the first non-empty ring holds the nearest sources.
+  void nearest_by_rings(Workspace& w) const {
+    std::uint64_t occupied = 0;
+    for (std::uint32_t pattern : w.occupied) occupied |= std::uint64_t{1} << pattern;
+    for (std::size_t g = 0; g < partitions_; ++g) {
+      if (w.count[g] != 0) continue;
+      const std::size_t pattern = g ^ (g >> 1);
+      const std::uint64_t* ring = &rings_[pattern * (k_ + 1)];
+      for (std::size_t d = 1; d <= k_; ++d) {
+        std::uint64_t sources = occupied & ring[d];
+        if (sources == 0) continue;
+        std::uint32_t least = ~0u;
+        for (; sources; sources &= sources - 1) least = std::min(least, w.best[std::countr_zero(sources)]);
+        w.best[pattern] = least;
+        break;
+      }
+    }
   }
 
   // Each empty pattern against every occupied one: the least (distance, token) pair wins.
@@ -272,8 +301,10 @@ class Encoder {
   detail::PartitionFn partitions_from_;
   detail::AccumulateFn accumulate_;
   detail::CentroidFn centroids_;
+  detail::StreamFn stream_;
   std::size_t k_, rk_, partitions_, p_;
   std::vector<float> simhash_t_;
+  std::vector<std::uint64_t> rings_;
   std::vector<std::uint32_t> start_, coordinate_;
   std::vector<float> sign_;
 };
@@ -303,6 +334,7 @@ Status encode(const Config& c, const Matrices& m, const float* tokens, const std
     auto body = [&](std::size_t begin, std::size_t end, std::size_t slot) {
       for (std::size_t i = begin; i < end; ++i)
         encoder.encode(tokens + offsets[i] * c.dim, offsets[i + 1] - offsets[i], workspaces[slot], out + i * out_dim);
+      detail::store_fence();  // streamed stores are visible before the chunk counts as done
     };
     return parallel_for(count, grain, body, slots);
   } catch (...) {

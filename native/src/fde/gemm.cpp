@@ -3,6 +3,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "../common/simd.h"
 
@@ -138,6 +139,8 @@ void subtract_scalar(float* dst, const float* src, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) dst[i] -= src[i];
 }
 
+void stream_scalar(float* dst, const float* src, std::size_t n) { std::copy(src, src + n, dst); }
+
 void centroids_scalar(float* block, const std::uint32_t* count, std::size_t rows, std::size_t p) {
   for (std::size_t g = 0; g < rows; ++g) {
     if (count[g] <= 1) continue;
@@ -270,6 +273,13 @@ TESSERA_TARGET_AVX512 void sketch_avx512(float* yt, const float* xt, const std::
   }
 }
 
+TESSERA_TARGET_AVX512 void stream_avx512(float* dst, const float* src, std::size_t n) {
+  std::size_t i = 0;
+  for (; i < n && (reinterpret_cast<std::uintptr_t>(dst + i) & 63) != 0; ++i) dst[i] = src[i];  // to a cache line
+  for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
 TESSERA_TARGET_AVX512 void centroids_avx512(float* block, const std::uint32_t* count, std::size_t rows, std::size_t p) {
   const std::size_t whole = p / 16 * 16;
   const auto tail = static_cast<__mmask16>((1u << (p - whole)) - 1);
@@ -372,6 +382,20 @@ AddFn add_rows(SimdLevel level) noexcept {
 #endif
   (void)level;
   return add_scalar;
+}
+
+StreamFn stream_rows(SimdLevel level) noexcept {
+#if TESSERA_X86
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return stream_avx512;
+#endif
+  (void)level;
+  return stream_scalar;
+}
+
+void store_fence() noexcept {
+#if TESSERA_X86
+  _mm_sfence();
+#endif
 }
 
 CentroidFn centroids(SimdLevel level) noexcept {

@@ -21,6 +21,12 @@ GemmFn gemm(SimdLevel level) noexcept;
 using AddFn = void (*)(float* dst, const float* src, std::size_t n);
 AddFn add_rows(SimdLevel level) noexcept;
 
+// dst[i] = src[i] for i < n, with stores that bypass the cache where the level has them (the destination is written
+// once and not read back soon); store_fence() orders them before anything the thread does next.
+using StreamFn = void (*)(float* dst, const float* src, std::size_t n);
+StreamFn stream_rows(SimdLevel level) noexcept;
+void store_fence() noexcept;
+
 // Centroids: each row g < rows of block (p floats) whose count[g] exceeds 1 is multiplied by 1 / count[g].
 using CentroidFn = void (*)(float* block, const std::uint32_t* count, std::size_t rows, std::size_t p);
 CentroidFn centroids(SimdLevel level) noexcept;

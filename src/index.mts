@@ -52,5 +52,8 @@ export {
   interpolatePositionTable,
   alibiSlopes,
   t5RelativeBucket,
+  attention,
+  attentionAsync,
+  mergeAttentionStates,
 } from './index.js';
 export type * from './index.js';

@@ -96,3 +96,5 @@ export type {
   InterpolatePositionTableOptions,
   T5BucketOptions,
 } from './rope/index.js';
+export { attention, attentionAsync, mergeAttentionStates } from './attention/index.js';
+export type { AttentionOptions, AttentionResult, AttentionDType, MergeAttentionOptions } from './attention/index.js';

@@ -53,14 +53,14 @@ function packedVarints(bytes: Uint8Array): bigint[] {
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const copy = (b: Uint8Array) => new Uint8Array(b).buffer;  // a fresh buffer (a Buffer's slice() is a view)
 
-export const ONNX_FLOAT = 1, ONNX_INT32 = 6, ONNX_INT64 = 7, ONNX_FLOAT16 = 10, ONNX_BFLOAT16 = 16;
+export const ONNX_FLOAT = 1, ONNX_INT32 = 6, ONNX_INT64 = 7, ONNX_BOOL = 9, ONNX_FLOAT16 = 10, ONNX_BFLOAT16 = 16;
 
 export interface Tensor {
   name: string;
   dims: number[];
   dataType: number;
-  /** FLOAT: Float32Array; FLOAT16 / BFLOAT16: Uint16Array of bits; INT64: BigInt64Array; INT32: Int32Array. */
-  data: Float32Array | Uint16Array | BigInt64Array | Int32Array;
+  /** FLOAT: Float32Array; FLOAT16 / BFLOAT16: Uint16Array of bits; INT64: BigInt64Array; INT32: Int32Array; BOOL: Uint8Array. */
+  data: Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array;
 }
 
 export function parseTensor(buf: Uint8Array): Tensor {
@@ -84,6 +84,7 @@ export function parseTensor(buf: Uint8Array): Tensor {
     data = raw ? new Uint16Array(copy(raw)) : Uint16Array.from(int32s);  // halves travel in int32_data
   } else if (dataType === ONNX_INT64) data = raw ? new BigInt64Array(copy(raw)) : BigInt64Array.from(int64s.map((v) => BigInt.asIntN(64, v)));
   else if (dataType === ONNX_INT32) data = raw ? new Int32Array(copy(raw)) : Int32Array.from(int32s);
+  else if (dataType === ONNX_BOOL) data = raw ? new Uint8Array(copy(raw)) : Uint8Array.from(int32s);  // bools travel in int32_data
   else throw new Error(`unsupported tensor type ${dataType}`);
   return { name, dims, dataType, data };
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "tessera/half.h"
 #include "tessera/rng.h"
 #include "tessera/rope.h"
 #include "test_util.h"
@@ -57,7 +58,7 @@ struct HalfTable {
 std::uint16_t nearest_bf16(float f) {
   const std::uint32_t bits = std::bit_cast<std::uint32_t>(f);
   const auto low = static_cast<std::uint16_t>(bits >> 16), high = static_cast<std::uint16_t>(low + 1);
-  const double v = f, a = rope::bf16_to_f32(low), b = rope::bf16_to_f32(high);
+  const double v = f, a = bf16_to_f32(low), b = bf16_to_f32(high);
   const double da = std::fabs(v - a), db = std::fabs(v - b);  // callers keep v below the largest bfloat16
   if (da < db) return low;
   if (db < da) return high;
@@ -67,8 +68,8 @@ std::uint16_t nearest_bf16(float f) {
 double to_double(rope::DType dtype, const void* data, std::size_t i) {
   switch (dtype) {
     case rope::DType::f32: return static_cast<const float*>(data)[i];
-    case rope::DType::f16: return rope::f16_to_f32(static_cast<const std::uint16_t*>(data)[i]);
-    default: return rope::bf16_to_f32(static_cast<const std::uint16_t*>(data)[i]);
+    case rope::DType::f16: return f16_to_f32(static_cast<const std::uint16_t*>(data)[i]);
+    default: return bf16_to_f32(static_cast<const std::uint16_t*>(data)[i]);
   }
 }
 
@@ -86,14 +87,14 @@ TEST_CASE("half conversions round to nearest even, against a search over every v
   const HalfTable table;
   // Every half widens exactly and narrows back to itself; NaN stays NaN.
   for (std::uint32_t h = 0; h < 0x10000; ++h) {
-    const float f = rope::f16_to_f32(static_cast<std::uint16_t>(h));
+    const float f = f16_to_f32(static_cast<std::uint16_t>(h));
     if ((h & 0x7C00) == 0x7C00 && (h & 0x3FF) != 0) {
       CHECK(std::isnan(f));
-      CHECK(std::isnan(rope::f16_to_f32(rope::f32_to_f16(f))));
+      CHECK(std::isnan(f16_to_f32(f32_to_f16(f))));
     } else {
-      REQUIRE(rope::f32_to_f16(f) == h);
+      REQUIRE(f32_to_f16(f) == h);
     }
-    CHECK(rope::f32_to_bf16(rope::bf16_to_f32(static_cast<std::uint16_t>(h))) == ((h & 0x7FFF) > 0x7F80 ? (h | 0x40) : h));
+    CHECK(f32_to_bf16(bf16_to_f32(static_cast<std::uint16_t>(h))) == ((h & 0x7FFF) > 0x7F80 ? (h | 0x40) : h));
   }
   // Random floats over the whole range, midpoints and the overflow boundary.
   std::uint64_t state = 7;
@@ -105,8 +106,8 @@ TEST_CASE("half conversions round to nearest even, against a search over every v
   }
   for (float f : samples) {
     if (std::isnan(f)) continue;
-    REQUIRE(rope::f32_to_f16(f) == table.nearest(f));
-    if (std::fabs(f) < 3.3e38f) REQUIRE(rope::f32_to_bf16(f) == nearest_bf16(f));
+    REQUIRE(f32_to_f16(f) == table.nearest(f));
+    if (std::fabs(f) < 3.3e38f) REQUIRE(f32_to_bf16(f) == nearest_bf16(f));
   }
 }
 
@@ -155,7 +156,7 @@ TEST_CASE("RoPE in place equals a float64 reference for every layout, style, typ
               for (std::size_t i = 0; i < n; ++i) {
                 if (dtype == rope::DType::f32) std::memcpy(&data[i * 4], &values[i], 4);
                 else {
-                  const std::uint16_t h = dtype == rope::DType::f16 ? rope::f32_to_f16(values[i]) : rope::f32_to_bf16(values[i]);
+                  const std::uint16_t h = dtype == rope::DType::f16 ? f32_to_f16(values[i]) : f32_to_bf16(values[i]);
                   std::memcpy(&data[i * 2], &h, 2);
                 }
               }

@@ -117,9 +117,55 @@ export interface Binding {
     invFreq: Float64Array,
     attentionFactor: number,
   ): { cos: Float32Array; sin: Float32Array };
+  attention(...args: AttentionArgs): Float32Array | Uint16Array;
+  attentionAsync(...args: AttentionArgs): Promise<Float32Array | Uint16Array>;
+  mergeAttentionStates(
+    outA: Float32Array,
+    lseA: Float32Array,
+    outB: Float32Array,
+    lseB: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    layout: 'bshd' | 'bhsd',
+    batch: number,
+    heads: number,
+    seq: number,
+    dim: number,
+  ): void;
   /** Present in the CUDA addon only. */
   cudaProbe?(): CudaProbe;
 }
+
+/** The native attention call's positional arguments (src/attention/attention.ts builds them). */
+export type AttentionArgs = [
+  q: Float32Array | Uint16Array,
+  k: Float32Array | Uint16Array,
+  v: Float32Array | Uint16Array,
+  out: Float32Array | Uint16Array,
+  lse: Float32Array | null,
+  dtype: 'float32' | 'float16' | 'bfloat16',
+  layout: 'bshd' | 'bhsd',
+  batch: number,
+  headsQ: number,
+  headsKV: number,
+  seqQ: number,
+  seqK: number,
+  headDim: number,
+  headDimV: number,
+  scale: number,
+  temperature: number,
+  softcap: number,
+  causal: boolean,
+  window: number,
+  globalTokens: number,
+  anchor: boolean,
+  keyLengths: Int32Array | null,
+  segments: Int32Array | null,
+  alibiSlopes: Float32Array | null,
+  bias: Float32Array | null,
+  biasBatch: number,
+  biasHeads: number,
+];
 
 export interface HammingResult {
   indices: Int32Array;

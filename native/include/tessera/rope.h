@@ -60,10 +60,4 @@ Status apply(void* data, DType dtype, const Shape& shape, Style style, const Pos
 Status cos_sin(const Positions& positions, std::size_t count, const double* inv_freq, std::size_t half,
                double attention_factor, float* cos, float* sin) noexcept;
 
-// Half-precision conversions used by apply() (round to nearest even; NaN stays NaN), exposed for tests.
-float f16_to_f32(std::uint16_t h) noexcept;
-std::uint16_t f32_to_f16(float f) noexcept;
-float bf16_to_f32(std::uint16_t h) noexcept;
-std::uint16_t f32_to_bf16(float f) noexcept;
-
 }  // namespace tessera::rope

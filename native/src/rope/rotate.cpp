@@ -4,6 +4,7 @@
 
 #include "../common/simd.h"
 #include "kernels.h"
+#include "tessera/half.h"
 
 #if TESSERA_X86
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 headers (false positive)

@@ -1,11 +1,10 @@
-// IEEE binary16 and bfloat16 conversions, portable, rounding to nearest even (what F16C's vcvtps2ph and the AVX-512
-// paths do, so every level stores the same half words).
+// IEEE binary16 and bfloat16 conversions (tessera/half.h).
 #include <bit>
 #include <cstdint>
 
-#include "tessera/rope.h"
+#include "tessera/half.h"
 
-namespace tessera::rope {
+namespace tessera {
 
 float f16_to_f32(std::uint16_t h) noexcept {
   const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
@@ -48,4 +47,4 @@ std::uint16_t f32_to_bf16(float f) noexcept {
   return static_cast<std::uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
 }
 
-}  // namespace tessera::rope
+}  // namespace tessera

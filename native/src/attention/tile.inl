@@ -1,0 +1,289 @@
+// The attention work unit, written once over a SIMD "ops" type V and compiled per instruction-set level: each
+// level's file includes this inside its own namespace, after defining V, under its target pragma.
+//
+// A unit is one block of kQueryBlock queries of one (batch, query head). The queries are transposed once into
+// lanes (qt: head_dim x queries), so a tile of scores is computed keys x queries (st) and the online softmax keeps
+// its running max m, sum l and rescale factor per lane: no horizontal reductions in the key loop. Per key tile:
+//   st = K_tile qt  ->  (+bias, ALiBi, softcap, /temperature)  ->  mask  ->  m' = max(m, column max),
+//   p = e^(st - m'),  l = e^(m - m') l + sum p,  o = e^(m - m') o + p^T V_tile.
+// Only tiles that intersect some query's visible keys are visited, so causal and banded masks skip the rest.
+
+constexpr std::size_t kVecs = kQueryBlock / V::W;  // vectors across a query block
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// e^x within about 2 ulp for x >= -87, exactly 0 below (so masked scores, -inf, give 0); NaN stays NaN. The
+// argument is split as n ln2 + r with ln2 in two parts (the first with trailing zero bits, so n * first is exact),
+// and e^r on |r| <= ln2/2 is its Taylor polynomial to r^7 (truncation 5e-9 relative).
+inline typename V::reg exp_v(typename V::reg x) {
+  const auto n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  auto r = V::fma(n, V::set1(-0.693145751953125f), x);
+  r = V::fma(n, V::set1(-1.428606765330187045e-06f), r);
+  auto p = V::set1(1.0f / 5040);
+  p = V::fma(p, r, V::set1(1.0f / 720));
+  p = V::fma(p, r, V::set1(1.0f / 120));
+  p = V::fma(p, r, V::set1(1.0f / 24));
+  p = V::fma(p, r, V::set1(1.0f / 6));
+  p = V::fma(p, r, V::set1(0.5f));
+  p = V::fma(p, r, V::set1(1.0f));
+  p = V::fma(p, r, V::set1(1.0f));
+  return V::select(V::lt(x, V::set1(-87.0f)), V::zero(), V::ldexp(p, n));
+}
+
+// tanh y = t / (t + 2) with t = e^(2|y|) - 1, the sign restored; t comes from e^r - 1's polynomial (no constant
+// term), so small |y| keeps full relative accuracy. |y| beyond 9 is 1 in float32.
+inline typename V::reg tanh_v(typename V::reg y) {
+  const auto x = V::min(V::mul(V::abs(y), V::set1(2.0f)), V::set1(18.0f));
+  const auto n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  auto r = V::fma(n, V::set1(-0.693145751953125f), x);
+  r = V::fma(n, V::set1(-1.428606765330187045e-06f), r);
+  auto q = V::set1(1.0f / 5040);
+  q = V::fma(q, r, V::set1(1.0f / 720));
+  q = V::fma(q, r, V::set1(1.0f / 120));
+  q = V::fma(q, r, V::set1(1.0f / 24));
+  q = V::fma(q, r, V::set1(1.0f / 6));
+  q = V::fma(q, r, V::set1(0.5f));
+  q = V::fma(q, r, V::set1(1.0f));
+  q = V::mul(q, r);                                                            // e^r - 1
+  const auto scale = V::ldexp(V::set1(1.0f), n);                               // 2^n
+  const auto t = V::add(V::mul(scale, q), V::sub(scale, V::set1(1.0f)));       // e^x - 1 = 2^n (e^r - 1) + 2^n - 1
+  const auto th = V::div(t, V::add(t, V::set1(2.0f)));
+  return V::select(V::lt(y, V::zero()), V::sub(V::zero(), th), th);
+}
+
+inline const std::uint8_t* at(const std::uint8_t* base, const Plan& p, const Strides& s, std::size_t b, std::size_t h,
+                              std::size_t token) {
+  return base + (b * s.batch + h * s.head + token * s.token) * p.element_bytes;
+}
+
+// Visible keys of each query lane: [lo, hi) and [0, global). Returns the union over the block's queries.
+struct Range {
+  std::size_t lo = 0, hi = 0, global = 0;
+};
+
+inline Range bounds(const Plan& p, std::size_t b, std::size_t i0, std::size_t rows, Scratch& s) {
+  const Shape& sh = p.shape;
+  const Options& o = p.options;
+  const long length = o.key_lengths ? o.key_lengths[b] : static_cast<long>(sh.seq_k);
+  Range all{sh.seq_k, 0, 0};
+  for (std::size_t r = 0; r < kQueryBlock; ++r) {
+    long lo = 0, hi = 0, global = 0;
+    const long pos = static_cast<long>(i0 + r) + length - static_cast<long>(sh.seq_q);  // aligned to the valid keys
+    if (r < rows) {
+      hi = length;
+      if (o.causal) hi = std::min(hi, pos + 1);
+      if (o.window > 0) {
+        const long w = static_cast<long>(o.window);
+        lo = std::max(lo, pos - w + 1);
+        if (!o.causal) hi = std::min(hi, pos + w);
+      }
+      if (o.segments) {
+        if (pos < 0) {
+          hi = lo;
+        } else {  // the segment holding pos: the last offset at or below it
+          const std::int32_t* end = o.segments + o.segment_count + 1;
+          const std::int32_t* next = std::upper_bound(o.segments, end, static_cast<std::int32_t>(pos));
+          lo = std::max(lo, static_cast<long>(next[-1]));
+          hi = std::min(hi, next == end ? hi : static_cast<long>(*next));
+        }
+      }
+      global = static_cast<long>(o.global_tokens);
+      if (o.anchor) global = std::max(global, 1L);
+      if (o.causal) global = std::min(global, pos + 1);
+      global = std::max(0L, std::min(global, length));
+      if (hi < lo) hi = lo;
+      if (hi > lo) all.lo = std::min(all.lo, static_cast<std::size_t>(lo)), all.hi = std::max(all.hi, static_cast<std::size_t>(hi));
+      all.global = std::max(all.global, static_cast<std::size_t>(global));
+    }
+    s.lo[r] = static_cast<float>(lo);
+    s.hi[r] = static_cast<float>(hi);
+    s.global[r] = static_cast<float>(global);
+    s.position[r] = static_cast<float>(pos);
+  }
+  if (all.hi <= all.lo) all.lo = all.hi = 0;
+  return all;
+}
+
+// st rows c0 .. c0 + R - 1 (keys) = kb rows . qt.
+template <int R>
+inline void scores(const float* kb, std::size_t dim, const float* qt, float* st, std::size_t c0) {
+  typename V::reg acc[R][kVecs];
+  for (int r = 0; r < R; ++r)
+    for (std::size_t l = 0; l < kVecs; ++l) acc[r][l] = V::zero();
+  for (std::size_t d = 0; d < dim; ++d) {
+    typename V::reg qv[kVecs];
+    for (std::size_t l = 0; l < kVecs; ++l) qv[l] = V::load(qt + d * kQueryBlock + l * V::W);
+    for (int r = 0; r < R; ++r) {
+      const auto kv = V::set1(kb[(c0 + r) * dim + d]);
+      for (std::size_t l = 0; l < kVecs; ++l) acc[r][l] = V::fma(kv, qv[l], acc[r][l]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (std::size_t l = 0; l < kVecs; ++l) V::store(st + (c0 + r) * kQueryBlock + l * V::W, acc[r][l]);
+}
+
+// o rows r0 .. r0 + R - 1, vectors [d0, d0 + N W) += p^T (st, keys x queries) times vb rows.
+template <int R, int N>
+inline void accumulate(const float* st, const float* vb, std::size_t vstride, std::size_t keys, float* o,
+                       std::size_t r0, std::size_t d0) {
+  typename V::reg acc[R][N];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < N; ++q) acc[r][q] = V::load(o + (r0 + r) * vstride + d0 + q * V::W);
+  for (std::size_t c = 0; c < keys; ++c) {
+    typename V::reg vv[N];
+    for (int q = 0; q < N; ++q) vv[q] = V::load(vb + c * vstride + d0 + q * V::W);
+    for (int r = 0; r < R; ++r) {
+      const auto pv = V::set1(st[c * kQueryBlock + r0 + r]);
+      for (int q = 0; q < N; ++q) acc[r][q] = V::fma(pv, vv[q], acc[r][q]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < N; ++q) V::store(o + (r0 + r) * vstride + d0 + q * V::W, acc[r][q]);
+}
+
+template <int R>
+inline void accumulate_rows(const float* st, const float* vb, std::size_t vstride, std::size_t keys, float* o,
+                            std::size_t r0) {
+  std::size_t d0 = 0;
+  for (; d0 + 4 * V::W <= vstride; d0 += 4 * V::W) accumulate<R, 4>(st, vb, vstride, keys, o, r0, d0);
+  switch ((vstride - d0) / V::W) {
+    case 3: accumulate<R, 3>(st, vb, vstride, keys, o, r0, d0); break;
+    case 2: accumulate<R, 2>(st, vb, vstride, keys, o, r0, d0); break;
+    case 1: accumulate<R, 1>(st, vb, vstride, keys, o, r0, d0); break;
+    default: break;
+  }
+}
+
+// Scores of keys [j0, j0 + keys) for every lane: product, bias / ALiBi / softcap / temperature, mask.
+inline void score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t i0, std::size_t rows, std::size_t j0,
+                       std::size_t keys, Scratch& s) {
+  const std::size_t dim = p.shape.head_dim;
+  std::size_t c = 0;
+  for (; c + V::kRows <= keys; c += V::kRows) scores<V::kRows>(s.kb.data(), dim, s.qt.data(), s.st.data(), c);
+  for (; c < keys; ++c) scores<1>(s.kb.data(), dim, s.qt.data(), s.st.data(), c);
+  const Options& o = p.options;
+  if (p.transform) {
+    // softcap(scale q.k) first, then the biases (as ONNX and Gemma 2 order them: a large negative bias still hides
+    // its key), then 1 / temperature.
+    if (o.softcap > 0) {
+      const auto cap = V::set1(o.softcap), inverse_cap = V::set1(1.0f / o.softcap);
+      for (std::size_t k = 0; k < keys; ++k)
+        for (std::size_t l = 0; l < kVecs; ++l) {
+          float* cell = s.st.data() + k * kQueryBlock + l * V::W;
+          V::store(cell, V::mul(cap, tanh_v(V::mul(V::load(cell), inverse_cap))));
+        }
+    }
+    if (o.bias) {
+      const std::size_t bb = o.bias_batch == 1 ? 0 : b, bh = o.bias_heads == 1 ? 0 : h;
+      const float* rows_bias = o.bias + ((bb * o.bias_heads + bh) * p.shape.seq_q + i0) * p.shape.seq_k + j0;
+      for (std::size_t k = 0; k < keys; ++k)
+        for (std::size_t r = 0; r < rows; ++r) s.st[k * kQueryBlock + r] += rows_bias[r * p.shape.seq_k + k];
+    }
+    const auto slope = V::set1(o.alibi_slopes ? -o.alibi_slopes[h] : 0.0f);
+    const auto post = V::set1(p.post_scale);
+    for (std::size_t k = 0; k < keys; ++k) {
+      const auto j = V::set1(static_cast<float>(j0 + k));
+      for (std::size_t l = 0; l < kVecs; ++l) {
+        float* cell = s.st.data() + k * kQueryBlock + l * V::W;
+        auto x = V::load(cell);
+        if (o.alibi_slopes) x = V::fma(slope, V::abs(V::sub(V::load(s.position.data() + l * V::W), j)), x);
+        V::store(cell, V::mul(x, post));
+      }
+    }
+  }
+  // Mask, unless every query of the block sees the whole tile.
+  bool whole = true;
+  for (std::size_t r = 0; r < rows && whole; ++r) {
+    const float lo = s.lo[r], hi = s.hi[r], global = s.global[r];
+    whole = (lo <= static_cast<float>(j0) && hi >= static_cast<float>(j0 + keys)) || global >= static_cast<float>(j0 + keys);
+  }
+  if (whole) return;
+  for (std::size_t k = 0; k < keys; ++k) {
+    const auto j = V::set1(static_cast<float>(j0 + k));
+    for (std::size_t l = 0; l < kVecs; ++l) {
+      float* cell = s.st.data() + k * kQueryBlock + l * V::W;
+      const auto visible = V::mor(V::mand(V::ge(j, V::load(s.lo.data() + l * V::W)), V::lt(j, V::load(s.hi.data() + l * V::W))),
+                                  V::lt(j, V::load(s.global.data() + l * V::W)));
+      V::store(cell, V::select(visible, V::load(cell), V::set1(kNegInf)));
+    }
+  }
+}
+
+// The online softmax over one tile of `keys` keys: probabilities in place, running statistics, o rescaled.
+inline void softmax_tile(std::size_t keys, std::size_t rows, std::size_t dim_v_padded, Scratch& s) {
+  for (std::size_t l = 0; l < kVecs; ++l) {
+    auto tile_max = V::set1(kNegInf);
+    for (std::size_t k = 0; k < keys; ++k) tile_max = V::max(tile_max, V::load(s.st.data() + k * kQueryBlock + l * V::W));
+    const auto m_old = V::load(s.m.data() + l * V::W);
+    const auto m_new = V::max(m_old, tile_max);
+    // A lane that has seen no visible key keeps m = -inf: subtract 0 instead, so e^(-inf - 0) = 0, not NaN.
+    const auto ref = V::select(V::lt(m_new, V::set1(-3.0e38f)), V::zero(), m_new);
+    const auto alpha = exp_v(V::sub(m_old, ref));
+    auto sum = V::zero();
+    for (std::size_t k = 0; k < keys; ++k) {
+      float* cell = s.st.data() + k * kQueryBlock + l * V::W;
+      const auto e = exp_v(V::sub(V::load(cell), ref));
+      V::store(cell, e);
+      sum = V::add(sum, e);
+    }
+    V::store(s.l.data() + l * V::W, V::fma(alpha, V::load(s.l.data() + l * V::W), sum));
+    V::store(s.m.data() + l * V::W, m_new);
+    V::store(s.alpha.data() + l * V::W, alpha);
+  }
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float a = s.alpha[r];
+    if (a == 1.0f) continue;
+    float* row = s.o.data() + r * dim_v_padded;
+    const auto av = V::set1(a);
+    for (std::size_t d = 0; d < dim_v_padded; d += V::W) V::store(row + d, V::mul(V::load(row + d), av));
+  }
+}
+
+void run_unit(const Plan& p, std::size_t unit, Scratch& s) {
+  const Shape& sh = p.shape;
+  const std::size_t qb = unit % p.query_blocks, h = (unit / p.query_blocks) % sh.heads_q;
+  const std::size_t b = unit / (p.query_blocks * sh.heads_q), kvh = h / p.group;
+  const std::size_t i0 = qb * kQueryBlock, rows = std::min(kQueryBlock, sh.seq_q - i0);
+  const std::size_t dim = sh.head_dim, dim_v = sh.head_dim_v;
+  const std::size_t vstride = (dim_v + V::W - 1) / V::W * V::W;
+  // Queries, scaled and transposed into lanes; padding lanes are zero.
+  std::fill(s.qt.begin(), s.qt.end(), 0.0f);
+  for (std::size_t r = 0; r < rows; ++r) {
+    V::load_row(s.row.data(), at(p.q, p, p.qs, b, h, i0 + r), dim, p.dtype);
+    for (std::size_t d = 0; d < dim; ++d) s.qt[d * kQueryBlock + r] = s.row[d] * p.q_scale;
+  }
+  std::fill(s.o.begin(), s.o.end(), 0.0f);
+  std::fill(s.m.begin(), s.m.end(), kNegInf);
+  std::fill(s.l.begin(), s.l.end(), 0.0f);
+  const Range range = bounds(p, b, i0, rows, s);
+  auto tile = [&](std::size_t j0, std::size_t keys) {
+    for (std::size_t k = 0; k < keys; ++k) {
+      V::load_row(s.kb.data() + k * dim, at(p.k, p, p.ks, b, kvh, j0 + k), dim, p.dtype);
+      float* vrow = s.vb.data() + k * vstride;
+      V::load_row(vrow, at(p.v, p, p.vs, b, kvh, j0 + k), dim_v, p.dtype);
+      std::fill(vrow + dim_v, vrow + vstride, 0.0f);
+    }
+    score_tile(p, b, h, i0, rows, j0, keys, s);
+    softmax_tile(keys, rows, vstride, s);
+    std::size_t r = 0;
+    for (; r + V::kPvRows <= rows; r += V::kPvRows) accumulate_rows<V::kPvRows>(s.st.data(), s.vb.data(), vstride, keys, s.o.data(), r);
+    for (; r < rows; ++r) accumulate_rows<1>(s.st.data(), s.vb.data(), vstride, keys, s.o.data(), r);
+  };
+  auto sweep = [&](std::size_t from, std::size_t to) {
+    for (std::size_t j0 = from; j0 < to; j0 += kKeyBlock) tile(j0, std::min(kKeyBlock, to - j0));
+  };
+  // The union of [0, global) and [lo, hi), in key order.
+  if (range.global >= range.lo) {
+    sweep(0, std::max(range.global, range.hi));
+  } else {
+    sweep(0, range.global);
+    sweep(range.lo, range.hi);
+  }
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float l = s.l[r];
+    float* row = s.o.data() + r * vstride;
+    const float inverse = l > 0.0f ? 1.0f / l : 0.0f;
+    for (std::size_t d = 0; d < dim_v; ++d) row[d] *= inverse;
+    V::store_row(const_cast<std::uint8_t*>(at(p.out, p, p.os, b, h, i0 + r)), row, dim_v, p.dtype);
+    if (p.lse) p.lse[(b * sh.heads_q + h) * sh.seq_q + i0 + r] = l > 0.0f ? s.m[r] + std::log(l) : kNegInf;
+  }
+}

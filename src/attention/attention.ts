@@ -1,0 +1,269 @@
+// Exact attention on the CPU (native/include/tessera/attention.h): tiled online softmax, memory O(seq × headDim).
+import { types } from 'node:util';
+
+import { binding } from '../native/load.js';
+import {
+  expectBoolean,
+  expectFloat32Array,
+  expectInteger,
+  expectOneOf,
+  expectOptions,
+  expectTypedArray,
+  typeName,
+} from '../core/validate.js';
+
+export type AttentionDType = 'float32' | 'float16' | 'bfloat16';
+type Storage = Float32Array | Uint16Array;
+
+export interface AttentionOptions {
+  /** q, k, v and out as [batch, seq, heads, dim] ('bshd') or [batch, heads, seq, dim] ('bhsd'). */
+  layout: 'bshd' | 'bhsd';
+  batch?: number;
+  headsQ: number;
+  /** Key/value heads (default headsQ); query head h reads head ⌊h / (headsQ / headsKV)⌋ (GQA, MQA). */
+  headsKV?: number;
+  seqQ: number;
+  seqK: number;
+  /** Query/key head size, up to 256. */
+  headDim: number;
+  /** Value (and output) head size (default headDim), up to 256. */
+  headDimV?: number;
+  /** Multiplies q·k (default 1 / √headDim). */
+  scale?: number;
+  /** TempScale: logits are divided by it (default 1). */
+  temperature?: number;
+  /** Keys after the query's aligned position are hidden: query i sits at p = i + n − seqQ, n the row's valid keys
+   *  (keyLengths, else seqK) — bottom-right, as FlashAttention aligns. */
+  causal?: boolean;
+  /** Keys with p − j ≥ window (causal) or |p − j| ≥ window are hidden. */
+  window?: number;
+  /** With a window: keys j < globalTokens stay visible (with causal, LM-Infinite's Λ mask). */
+  globalTokens?: number;
+  /** Valid keys per batch row (the rest are right padding; masks align to the valid keys). */
+  keyLengths?: Int32Array;
+  /** Cumulative document offsets of a packed row, 0 … seqK: a query sees only its own document's keys. */
+  segments?: Int32Array;
+  /** With segments: the row's first token is visible to every query (AnchorAttention). */
+  anchor?: boolean;
+  /** ALiBi: adds −slope[h] · |p − j| to the logits. */
+  alibiSlopes?: Float32Array | Float64Array | readonly number[];
+  /** An additive bias of [batch | 1, headsQ | 1, seqQ, seqK] floats (−Infinity hides a key). */
+  bias?: Float32Array;
+  /** The bias's leading dimensions when its length leaves them ambiguous. */
+  biasShape?: readonly [number, number];
+  /** Gemma-style logit soft-capping: cap · tanh(scale · q·k / cap), before the bias is added (as ONNX and Gemma 2). */
+  softcap?: number;
+  /** Also return the natural-log log-sum-exp of each query's logits, [batch, headsQ, seqQ]. */
+  returnLse?: boolean;
+  /** float32 data are Float32Arrays; float16 and bfloat16 data are Uint16Arrays of their bits. */
+  dtype?: AttentionDType;
+  /** Where to write the output (the query layout with headDimV). */
+  out?: Storage;
+}
+
+export interface AttentionResult<T extends Storage> {
+  out: T;
+  /** [batch, headsQ, seqQ]; −Infinity for a query that sees no key (its output row is zeros). */
+  lse?: Float32Array;
+}
+
+const OPTIONS: readonly (keyof AttentionOptions)[] = [
+  'layout', 'batch', 'headsQ', 'headsKV', 'seqQ', 'seqK', 'headDim', 'headDimV', 'scale', 'temperature', 'causal',
+  'window', 'globalTokens', 'keyLengths', 'segments', 'anchor', 'alibiSlopes', 'bias', 'biasShape', 'softcap',
+  'returnLse', 'dtype', 'out',
+];
+
+const MAX_COUNT = 2 ** 40;
+
+function finite(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw new TypeError(`Expected "${name}" to be a number, got ${typeName(value)}`);
+  if (!Number.isFinite(value)) throw new RangeError(`"${name}" must be finite, got ${value}`);
+  return value;
+}
+
+function storage(value: unknown, name: string, dtype: AttentionDType | undefined): { data: Storage; dtype: AttentionDType } {
+  if (types.isFloat32Array(value)) {
+    if (dtype !== undefined && dtype !== 'float32') throw new TypeError(`"${name}" is a Float32Array but "dtype" is ${dtype}`);
+    return { data: value, dtype: 'float32' };
+  }
+  if (types.isUint16Array(value)) {
+    if (dtype === undefined) throw new TypeError('"dtype" is required for Uint16Array data: "float16" or "bfloat16"');
+    if (dtype === 'float32') throw new TypeError(`"${name}" is a Uint16Array but "dtype" is float32`);
+    return { data: value, dtype };
+  }
+  throw new TypeError(`Expected "${name}" to be a Float32Array (float32) or Uint16Array (float16, bfloat16), got ${typeName(value)}`);
+}
+
+function count(...factors: number[]): number {
+  const n = factors.reduce((a, b) => a * b, 1);
+  if (n > MAX_COUNT) throw new RangeError(`the shape holds ${n} values, more than 2^40`);
+  return n;
+}
+
+type NativeArgs = Parameters<ReturnType<typeof binding>['attention']>;
+
+function nativeArgs(q: unknown, k: unknown, v: unknown, options: unknown): { args: NativeArgs; returnLse: boolean } {
+  if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
+  const o = expectOptions<AttentionOptions>(options, 'options', OPTIONS);
+  const dtype = o.dtype === undefined ? undefined : expectOneOf(o.dtype, 'dtype', ['float32', 'float16', 'bfloat16'] as const);
+  const qs = storage(q, 'q', dtype);
+  const ks = storage(k, 'k', qs.dtype), vs = storage(v, 'v', qs.dtype);
+  const layout = expectOneOf(o.layout, 'layout', ['bshd', 'bhsd'] as const);
+  const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_COUNT);
+  const headsQ = expectInteger(o.headsQ, 'headsQ', 1, MAX_COUNT);
+  const headsKV = o.headsKV === undefined ? headsQ : expectInteger(o.headsKV, 'headsKV', 1, MAX_COUNT);
+  if (headsQ % headsKV !== 0) throw new RangeError(`"headsQ" (${headsQ}) must be a multiple of "headsKV" (${headsKV})`);
+  const seqQ = expectInteger(o.seqQ, 'seqQ', 0, 2 ** 24);
+  const seqK = expectInteger(o.seqK, 'seqK', 0, 2 ** 24);
+  const headDim = expectInteger(o.headDim, 'headDim', 1, 256);
+  const headDimV = o.headDimV === undefined ? headDim : expectInteger(o.headDimV, 'headDimV', 1, 256);
+  const lengths = [count(batch, headsQ, seqQ, headDim), count(batch, headsKV, seqK, headDim), count(batch, headsKV, seqK, headDimV)];
+  ([['q', qs.data], ['k', ks.data], ['v', vs.data]] as const).forEach(([name, a], i) => {
+    if (a.length !== lengths[i]) throw new RangeError(`"${name}" must hold ${lengths[i]} values for this shape, got ${a.length}`);
+  });
+  const outLength = count(batch, headsQ, seqQ, headDimV);
+  let out: Storage;
+  if (o.out === undefined) out = qs.dtype === 'float32' ? new Float32Array(outLength) : new Uint16Array(outLength);
+  else {
+    out = storage(o.out, 'out', qs.dtype).data;
+    if (out.length !== outLength) throw new RangeError(`"out" must hold ${outLength} values, got ${out.length}`);
+  }
+  const scale = finite(o.scale, 'scale', 1 / Math.sqrt(headDim));
+  const temperature = finite(o.temperature, 'temperature', 1);
+  if (temperature <= 0) throw new RangeError(`"temperature" must be above 0, got ${temperature}`);
+  const softcap = finite(o.softcap, 'softcap', 0);
+  if (softcap < 0) throw new RangeError(`"softcap" must not be negative, got ${softcap}`);
+  const causal = expectBoolean(o.causal, 'causal', false);
+  const window = o.window === undefined ? 0 : expectInteger(o.window, 'window', 1, MAX_COUNT);
+  const globalTokens = o.globalTokens === undefined ? 0 : expectInteger(o.globalTokens, 'globalTokens', 0, MAX_COUNT);
+  if (globalTokens > 0 && window === 0) throw new RangeError('"globalTokens" needs a "window" (the Λ mask keeps global and local keys)');
+  const anchor = expectBoolean(o.anchor, 'anchor', false);
+  let keyLengths: Int32Array | null = null;
+  if (o.keyLengths !== undefined) {
+    keyLengths = expectTypedArray(o.keyLengths, 'Int32Array', 'keyLengths');
+    if (keyLengths.length !== batch) throw new RangeError(`"keyLengths" must hold batch (${batch}) values, got ${keyLengths.length}`);
+    keyLengths.forEach((n, b) => {
+      if (n < 0 || n > seqK) throw new RangeError(`"keyLengths"[${b}] is ${n}: it must be from 0 to seqK (${seqK})`);
+    });
+  }
+  let segments: Int32Array | null = null;
+  if (o.segments !== undefined) {
+    segments = expectTypedArray(o.segments, 'Int32Array', 'segments');
+    if (segments.length < 2 || segments[0] !== 0 || segments[segments.length - 1] !== seqK) {
+      throw new RangeError(`"segments" must be offsets from 0 to seqK (${seqK}), at least two`);
+    }
+    for (let i = 1; i < segments.length; i++) {
+      if (segments[i]! <= segments[i - 1]!) throw new RangeError(`"segments" must increase: [${i - 1}] = ${segments[i - 1]}, [${i}] = ${segments[i]}`);
+    }
+  } else if (anchor) {
+    throw new RangeError('"anchor" needs "segments" (the anchor is the packed row\'s shared first token)');
+  }
+  let alibi: Float32Array | null = null;
+  if (o.alibiSlopes !== undefined) {
+    const s = o.alibiSlopes;
+    if (!types.isFloat32Array(s) && !types.isFloat64Array(s) && !Array.isArray(s)) {
+      throw new TypeError(`Expected "alibiSlopes" to be a Float32Array, Float64Array or array, got ${typeName(s)}`);
+    }
+    alibi = Float32Array.from(s as ArrayLike<number>);
+    if (alibi.length !== headsQ) throw new RangeError(`"alibiSlopes" must hold headsQ (${headsQ}) values, got ${alibi.length}`);
+    if (!alibi.every(Number.isFinite)) throw new RangeError('"alibiSlopes" must be finite');
+  }
+  let bias: Float32Array | null = null, biasBatch = 1, biasHeads = 1;
+  if (o.bias !== undefined) {
+    bias = expectFloat32Array(o.bias, 'bias');
+    const plane = seqQ * seqK;
+    if (o.biasShape !== undefined) {
+      const shape = o.biasShape;
+      if (!Array.isArray(shape) || shape.length !== 2) throw new TypeError('Expected "biasShape" to be [batch | 1, headsQ | 1]');
+      [biasBatch, biasHeads] = shape as [number, number];
+      if ((biasBatch !== 1 && biasBatch !== batch) || (biasHeads !== 1 && biasHeads !== headsQ)) {
+        throw new RangeError(`"biasShape" must be [1 or ${batch}, 1 or ${headsQ}], got [${shape.join(', ')}]`);
+      }
+    } else {
+      const n = plane === 0 ? 1 : bias.length / plane;
+      const fits = [[1, 1], [batch, 1], [1, headsQ], [batch, headsQ]].filter(([b, h]) => b! * h! === n);
+      const distinct = new Set(fits.map(([b, h]) => `${b},${h}`));
+      if (distinct.size === 0) throw new RangeError(`"bias" must hold [batch | 1, headsQ | 1, seqQ, seqK] values, got ${bias.length}`);
+      if (distinct.size > 1) throw new RangeError('"bias" could be [batch, 1, …] or [1, headsQ, …]: give "biasShape"');
+      [biasBatch, biasHeads] = fits[0] as [number, number];
+    }
+    if (bias.length !== biasBatch * biasHeads * plane) {
+      throw new RangeError(`"bias" must hold ${biasBatch * biasHeads * plane} values for biasShape [${biasBatch}, ${biasHeads}], got ${bias.length}`);
+    }
+  }
+  const returnLse = expectBoolean(o.returnLse, 'returnLse', false);
+  const lse = returnLse ? new Float32Array(batch * headsQ * seqQ) : null;
+  return {
+    args: [qs.data, ks.data, vs.data, out, lse, qs.dtype, layout, batch, headsQ, headsKV, seqQ, seqK, headDim, headDimV, scale,
+      temperature, softcap, causal, window, globalTokens, anchor, keyLengths, segments, alibi, bias, biasBatch, biasHeads],
+    returnLse,
+  };
+}
+
+function result<T extends Storage>(args: NativeArgs, returnLse: boolean): AttentionResult<T> {
+  return returnLse ? { out: args[3] as T, lse: args[4] as Float32Array } : { out: args[3] as T };
+}
+
+/**
+ * Exact attention: softmax((softcap(scale · q·kᵀ) + bias) / temperature, masked) · v, tiled so memory stays
+ * O(seq × headDim). Float32 arithmetic; outputs agree with a float64 reference to about 1e-6 relative. A query
+ * that sees no key gets zeros (and lse −Infinity).
+ */
+export function attention<T extends Storage>(q: T, k: T, v: T, options: AttentionOptions): AttentionResult<T> {
+  const { args, returnLse } = nativeArgs(q, k, v, options);
+  binding().attention(...args);
+  return result<T>(args, returnLse);
+}
+
+/** attention() on worker threads. Do not modify the inputs (or `out`) until the promise settles. */
+export async function attentionAsync<T extends Storage>(q: T, k: T, v: T, options: AttentionOptions): Promise<AttentionResult<T>> {
+  const { args, returnLse } = nativeArgs(q, k, v, options);
+  await binding().attentionAsync(...args);
+  return result<T>(args, returnLse);
+}
+
+export interface MergeAttentionOptions {
+  layout: 'bshd' | 'bhsd';
+  batch?: number;
+  heads: number;
+  seq: number;
+  /** The output head size. */
+  dim: number;
+  /** Where to write (may be outA or outB themselves). */
+  out?: Float32Array;
+  lse?: Float32Array;
+}
+
+/**
+ * Merges two attention states computed over disjoint key sets (split-KV decoding, RingAttention, SelfExtend's
+ * neighbour and grouped passes) through their log-sum-exps: the result equals attention over the union of the keys.
+ */
+export function mergeAttentionStates(
+  outA: Float32Array,
+  lseA: Float32Array,
+  outB: Float32Array,
+  lseB: Float32Array,
+  options: MergeAttentionOptions,
+): { out: Float32Array; lse: Float32Array } {
+  if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
+  const o = expectOptions<MergeAttentionOptions>(options, 'options', ['layout', 'batch', 'heads', 'seq', 'dim', 'out', 'lse']);
+  const layout = expectOneOf(o.layout, 'layout', ['bshd', 'bhsd'] as const);
+  const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_COUNT);
+  const heads = expectInteger(o.heads, 'heads', 1, MAX_COUNT);
+  const seq = expectInteger(o.seq, 'seq', 0, MAX_COUNT);
+  const dim = expectInteger(o.dim, 'dim', 1, MAX_COUNT);
+  const rows = count(batch, heads, seq), n = count(rows, dim);
+  const arrays = { outA, lseA, outB, lseB } as const;
+  for (const [name, a] of Object.entries(arrays)) {
+    const f = expectFloat32Array(a, name);
+    const want = name.startsWith('out') ? n : rows;
+    if (f.length !== want) throw new RangeError(`"${name}" must hold ${want} values, got ${f.length}`);
+  }
+  const out = o.out === undefined ? new Float32Array(n) : expectFloat32Array(o.out, 'out');
+  const lse = o.lse === undefined ? new Float32Array(rows) : expectFloat32Array(o.lse, 'lse');
+  if (out.length !== n) throw new RangeError(`"out" must hold ${n} values, got ${out.length}`);
+  if (lse.length !== rows) throw new RangeError(`"lse" must hold ${rows} values, got ${lse.length}`);
+  binding().mergeAttentionStates(outA, lseA, outB, lseB, out, lse, layout, batch, heads, seq, dim);
+  return { out, lse };
+}

@@ -32,7 +32,8 @@ export function valueInfo({ name, elemType, dims }) {
 
 /**
  * A model of one node (any op and domain) with integer attributes; its inputs and outputs are the graph's.
- * spec: { op, domain?, inputs: ValueSpec[], outputs: ValueSpec[], attributes?: {name: int}, opsets: [{domain, version}] }
+ * spec: { op, domain?, inputs: ValueSpec[], outputs: ValueSpec[], attributes?: {name: int}, opsets: [{domain, version}],
+ *   irVersion? (default 8; opset 23 needs 10) }
  */
 export function singleNodeModel(spec) {
   const attributes = Object.entries(spec.attributes ?? {}).flatMap(([name, value]) =>
@@ -53,7 +54,7 @@ export function singleNodeModel(spec) {
     ...spec.outputs.flatMap((o) => bytes(12, valueInfo(o))),
   ];
   const opsets = spec.opsets.flatMap((o) => bytes(8, [...str(1, o.domain), ...int(2, o.version)]));
-  return Uint8Array.from([...int(1, 8 /* IR version */), ...str(2, 'tessera'), ...bytes(7, graph), ...opsets]);
+  return Uint8Array.from([...int(1, spec.irVersion ?? 8), ...str(2, 'tessera'), ...bytes(7, graph), ...opsets]);
 }
 
 /** onnxruntime's com.microsoft RotaryEmbedding over [batch, seq, heads · headDim] float32 or float16 tensors. */
@@ -71,5 +72,39 @@ export function rotaryEmbeddingModel({ batch, seqLen, heads, headDim, rotaryDim,
     outputs: [{ name: 'output', elemType, dims: [batch, seqLen, heads * headDim] }],
     attributes: { interleaved: interleaved ? 1 : 0, num_heads: heads, rotary_embedding_dim: rotaryDim },
     opsets: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+  });
+}
+
+/** com.microsoft MultiHeadAttention (ORT's CPU flash path when not unidirectional) over [batch, seq, heads · dim]. */
+export function multiHeadAttentionModel({ batch, seqQ, seqK, heads, dim, causal }) {
+  return singleNodeModel({
+    op: 'MultiHeadAttention',
+    domain: 'com.microsoft',
+    inputs: [
+      { name: 'query', elemType: FLOAT, dims: [batch, seqQ, heads * dim] },
+      { name: 'key', elemType: FLOAT, dims: [batch, seqK, heads * dim] },
+      { name: 'value', elemType: FLOAT, dims: [batch, seqK, heads * dim] },
+    ],
+    outputs: [{ name: 'output', elemType: FLOAT, dims: [batch, seqQ, heads * dim] }],
+    attributes: { num_heads: heads, unidirectional: causal ? 1 : 0 },
+    opsets: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+  });
+}
+
+/** ONNX Attention (opset 23) over the same 3D tensors, with an optional dense float mask [seqQ, seqK]. */
+export function onnxAttentionModel({ batch, seqQ, seqK, heads, dim, causal, mask }) {
+  const inputs = [
+    { name: 'Q', elemType: FLOAT, dims: [batch, seqQ, heads * dim] },
+    { name: 'K', elemType: FLOAT, dims: [batch, seqK, heads * dim] },
+    { name: 'V', elemType: FLOAT, dims: [batch, seqK, heads * dim] },
+  ];
+  if (mask) inputs.push({ name: 'attn_mask', elemType: FLOAT, dims: [seqQ, seqK] });
+  return singleNodeModel({
+    op: 'Attention',
+    inputs,
+    outputs: [{ name: 'Y', elemType: FLOAT, dims: [batch, seqQ, heads * dim] }],
+    attributes: { q_num_heads: heads, kv_num_heads: heads, is_causal: causal ? 1 : 0 },
+    opsets: [{ domain: '', version: 23 }],
+    irVersion: 10,
   });
 }

@@ -14,13 +14,15 @@ namespace detail {
 void prepare(Scratch& s, const Plan& p) {
   const std::size_t dim = p.shape.head_dim, dim_v = p.shape.head_dim_v;
   const std::size_t vstride = (dim_v + 15) / 16 * 16;  // enough for every level's lane count
-  s.qt.resize(dim * kQueryBlock);
-  s.o.resize(kQueryBlock * vstride);
+  for (Lanes& b : s.blocks) {
+    b.qt.resize(dim * kQueryBlock);
+    b.o.resize(kQueryBlock * vstride);
+    for (auto* lane : {&b.lo, &b.hi, &b.global, &b.position, &b.m, &b.l, &b.alpha}) lane->resize(kQueryBlock);
+  }
   s.st.resize(kKeyBlock * kQueryBlock);
   s.kb.resize(kKeyBlock * dim);
   s.vb.resize(kKeyBlock * vstride);
   s.row.resize(std::max(dim, dim_v));
-  for (auto* lane : {&s.lo, &s.hi, &s.global, &s.position, &s.m, &s.l, &s.alpha}) lane->resize(kQueryBlock);
 }
 
 UnitRunner unit_runner(SimdLevel level) noexcept {
@@ -116,7 +118,8 @@ Status attend(const void* q, const void* k, const void* v, DType dtype, const Sh
   // With nothing between q.k and the softmax, 1 / temperature folds into the query scale.
   p.q_scale = p.transform ? o.scale : o.scale / o.temperature;
   p.post_scale = p.transform ? 1.0f / o.temperature : 1.0f;
-  p.query_blocks = (s.seq_q + detail::kQueryBlock - 1) / detail::kQueryBlock;
+  const std::size_t group_queries = detail::kQueryBlock * detail::kSubBlocks;
+  p.query_blocks = (s.seq_q + group_queries - 1) / group_queries;
   const std::size_t units = s.batch * s.heads_q * p.query_blocks;
   const detail::UnitRunner run = detail::unit_runner(active_simd_level());
   try {

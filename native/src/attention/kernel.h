@@ -34,18 +34,27 @@ struct Plan {
   float q_scale;     // multiplies q (scale, and 1 / temperature when nothing comes between)
   float post_scale;  // 1 / temperature, applied after bias and softcap (1 when folded into q_scale)
   bool transform;    // bias, ALiBi or softcap between q.k and the softmax
-  std::size_t query_blocks;
+  std::size_t query_blocks;  // units per (batch, head): groups of kSubBlocks query blocks
+};
+
+// A unit covers kSubBlocks query blocks of one (batch, head), so each key/value tile brought into cache serves
+// kSubBlocks x kQueryBlock queries.
+constexpr std::size_t kSubBlocks = 4;
+
+// One query block's state.
+struct Lanes {
+  AlignedVector<float> qt;  // head_dim x kQueryBlock: scaled queries, transposed
+  AlignedVector<float> o;   // kQueryBlock x head_dim_v: unnormalised outputs
+  AlignedVector<float> lo, hi, global, position, m, l, alpha;  // per query lane
 };
 
 // Per-thread scratch, reused across units.
 struct Scratch {
-  AlignedVector<float> qt;    // head_dim x kQueryBlock: scaled queries, transposed
-  AlignedVector<float> o;     // kQueryBlock x head_dim_v: unnormalised outputs
-  AlignedVector<float> st;    // kKeyBlock x kQueryBlock: scores, then probabilities (keys x queries)
-  AlignedVector<float> kb;    // kKeyBlock x head_dim: keys as float32 (half storage)
-  AlignedVector<float> vb;    // kKeyBlock x head_dim_v: values as float32 (half storage)
-  AlignedVector<float> row;   // one row, widened
-  AlignedVector<float> lo, hi, global, position, m, l, alpha;  // per query lane
+  Lanes blocks[kSubBlocks];
+  AlignedVector<float> st;   // kKeyBlock x kQueryBlock: scores, then probabilities (keys x queries)
+  AlignedVector<float> kb;   // kKeyBlock x head_dim: the tile's keys, contiguous float32
+  AlignedVector<float> vb;   // kKeyBlock x head_dim_v: the tile's values, contiguous float32
+  AlignedVector<float> row;  // one row, widened
 };
 
 void prepare(Scratch& s, const Plan& p);

@@ -60,7 +60,7 @@ struct Range {
   std::size_t lo = 0, hi = 0, global = 0;
 };
 
-inline Range bounds(const Plan& p, std::size_t b, std::size_t i0, std::size_t rows, Scratch& s) {
+inline Range bounds(const Plan& p, std::size_t b, std::size_t i0, std::size_t rows, Lanes& s) {
   const Shape& sh = p.shape;
   const Options& o = p.options;
   const long length = o.key_lengths ? o.key_lengths[b] : static_cast<long>(sh.seq_k);
@@ -155,11 +155,11 @@ inline void accumulate_rows(const float* st, const float* vb, std::size_t vstrid
 
 // Scores of keys [j0, j0 + keys) for every lane: product, bias / ALiBi / softcap / temperature, mask.
 inline void score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t i0, std::size_t rows, std::size_t j0,
-                       std::size_t keys, Scratch& s) {
+                       std::size_t keys, Lanes& L, Scratch& s) {
   const std::size_t dim = p.shape.head_dim;
   std::size_t c = 0;
-  for (; c + V::kRows <= keys; c += V::kRows) scores<V::kRows>(s.kb.data(), dim, s.qt.data(), s.st.data(), c);
-  for (; c < keys; ++c) scores<1>(s.kb.data(), dim, s.qt.data(), s.st.data(), c);
+  for (; c + V::kRows <= keys; c += V::kRows) scores<V::kRows>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
+  for (; c < keys; ++c) scores<1>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
   const Options& o = p.options;
   if (p.transform) {
     // softcap(scale q.k) first, then the biases (as ONNX and Gemma 2 order them: a large negative bias still hides
@@ -185,7 +185,7 @@ inline void score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t 
       for (std::size_t l = 0; l < kVecs; ++l) {
         float* cell = s.st.data() + k * kQueryBlock + l * V::W;
         auto x = V::load(cell);
-        if (o.alibi_slopes) x = V::fma(slope, V::abs(V::sub(V::load(s.position.data() + l * V::W), j)), x);
+        if (o.alibi_slopes) x = V::fma(slope, V::abs(V::sub(V::load(L.position.data() + l * V::W), j)), x);
         V::store(cell, V::mul(x, post));
       }
     }
@@ -193,7 +193,7 @@ inline void score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t 
   // Mask, unless every query of the block sees the whole tile.
   bool whole = true;
   for (std::size_t r = 0; r < rows && whole; ++r) {
-    const float lo = s.lo[r], hi = s.hi[r], global = s.global[r];
+    const float lo = L.lo[r], hi = L.hi[r], global = L.global[r];
     whole = (lo <= static_cast<float>(j0) && hi >= static_cast<float>(j0 + keys)) || global >= static_cast<float>(j0 + keys);
   }
   if (whole) return;
@@ -201,19 +201,19 @@ inline void score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t 
     const auto j = V::set1(static_cast<float>(j0 + k));
     for (std::size_t l = 0; l < kVecs; ++l) {
       float* cell = s.st.data() + k * kQueryBlock + l * V::W;
-      const auto visible = V::mor(V::mand(V::ge(j, V::load(s.lo.data() + l * V::W)), V::lt(j, V::load(s.hi.data() + l * V::W))),
-                                  V::lt(j, V::load(s.global.data() + l * V::W)));
+      const auto visible = V::mor(V::mand(V::ge(j, V::load(L.lo.data() + l * V::W)), V::lt(j, V::load(L.hi.data() + l * V::W))),
+                                  V::lt(j, V::load(L.global.data() + l * V::W)));
       V::store(cell, V::select(visible, V::load(cell), V::set1(kNegInf)));
     }
   }
 }
 
 // The online softmax over one tile of `keys` keys: probabilities in place, running statistics, o rescaled.
-inline void softmax_tile(std::size_t keys, std::size_t rows, std::size_t dim_v_padded, Scratch& s) {
+inline void softmax_tile(std::size_t keys, std::size_t rows, std::size_t dim_v_padded, Lanes& L, Scratch& s) {
   for (std::size_t l = 0; l < kVecs; ++l) {
     auto tile_max = V::set1(kNegInf);
     for (std::size_t k = 0; k < keys; ++k) tile_max = V::max(tile_max, V::load(s.st.data() + k * kQueryBlock + l * V::W));
-    const auto m_old = V::load(s.m.data() + l * V::W);
+    const auto m_old = V::load(L.m.data() + l * V::W);
     const auto m_new = V::max(m_old, tile_max);
     // A lane that has seen no visible key keeps m = -inf: subtract 0 instead, so e^(-inf - 0) = 0, not NaN.
     const auto ref = V::select(V::lt(m_new, V::set1(-3.0e38f)), V::zero(), m_new);
@@ -225,14 +225,14 @@ inline void softmax_tile(std::size_t keys, std::size_t rows, std::size_t dim_v_p
       V::store(cell, e);
       sum = V::add(sum, e);
     }
-    V::store(s.l.data() + l * V::W, V::fma(alpha, V::load(s.l.data() + l * V::W), sum));
-    V::store(s.m.data() + l * V::W, m_new);
-    V::store(s.alpha.data() + l * V::W, alpha);
+    V::store(L.l.data() + l * V::W, V::fma(alpha, V::load(L.l.data() + l * V::W), sum));
+    V::store(L.m.data() + l * V::W, m_new);
+    V::store(L.alpha.data() + l * V::W, alpha);
   }
   for (std::size_t r = 0; r < rows; ++r) {
-    const float a = s.alpha[r];
+    const float a = L.alpha[r];
     if (a == 1.0f) continue;
-    float* row = s.o.data() + r * dim_v_padded;
+    float* row = L.o.data() + r * dim_v_padded;
     const auto av = V::set1(a);
     for (std::size_t d = 0; d < dim_v_padded; d += V::W) V::store(row + d, V::mul(V::load(row + d), av));
   }
@@ -240,21 +240,38 @@ inline void softmax_tile(std::size_t keys, std::size_t rows, std::size_t dim_v_p
 
 void run_unit(const Plan& p, std::size_t unit, Scratch& s) {
   const Shape& sh = p.shape;
-  const std::size_t qb = unit % p.query_blocks, h = (unit / p.query_blocks) % sh.heads_q;
+  const std::size_t qg = unit % p.query_blocks, h = (unit / p.query_blocks) % sh.heads_q;
   const std::size_t b = unit / (p.query_blocks * sh.heads_q), kvh = h / p.group;
-  const std::size_t i0 = qb * kQueryBlock, rows = std::min(kQueryBlock, sh.seq_q - i0);
   const std::size_t dim = sh.head_dim, dim_v = sh.head_dim_v;
   const std::size_t vstride = (dim_v + V::W - 1) / V::W * V::W;
-  // Queries, scaled and transposed into lanes; padding lanes are zero.
-  std::fill(s.qt.begin(), s.qt.end(), 0.0f);
-  for (std::size_t r = 0; r < rows; ++r) {
-    V::load_row(s.row.data(), at(p.q, p, p.qs, b, h, i0 + r), dim, p.dtype);
-    for (std::size_t d = 0; d < dim; ++d) s.qt[d * kQueryBlock + r] = s.row[d] * p.q_scale;
+  // The unit's query blocks: queries transposed into lanes and scaled (padding lanes zero), fresh statistics.
+  std::size_t first[kSubBlocks], rows[kSubBlocks], used = 0;
+  Range ranges[kSubBlocks];
+  Range all{sh.seq_k, 0, 0};
+  for (std::size_t sb = 0; sb < kSubBlocks; ++sb) {
+    first[sb] = (qg * kSubBlocks + sb) * kQueryBlock;
+    rows[sb] = first[sb] < sh.seq_q ? std::min(kQueryBlock, sh.seq_q - first[sb]) : 0;
+    if (rows[sb] == 0) continue;
+    used = sb + 1;
+    Lanes& L = s.blocks[sb];
+    std::fill(L.qt.begin(), L.qt.end(), 0.0f);
+    for (std::size_t r = 0; r < rows[sb]; ++r) {
+      V::load_row(s.row.data(), at(p.q, p, p.qs, b, h, first[sb] + r), dim, p.dtype);
+      for (std::size_t d = 0; d < dim; ++d) L.qt[d * kQueryBlock + r] = s.row[d] * p.q_scale;
+    }
+    std::fill(L.o.begin(), L.o.end(), 0.0f);
+    std::fill(L.m.begin(), L.m.end(), kNegInf);
+    std::fill(L.l.begin(), L.l.end(), 0.0f);
+    ranges[sb] = bounds(p, b, first[sb], rows[sb], L);
+    if (ranges[sb].hi > ranges[sb].lo) all.lo = std::min(all.lo, ranges[sb].lo), all.hi = std::max(all.hi, ranges[sb].hi);
+    all.global = std::max(all.global, ranges[sb].global);
   }
-  std::fill(s.o.begin(), s.o.end(), 0.0f);
-  std::fill(s.m.begin(), s.m.end(), kNegInf);
-  std::fill(s.l.begin(), s.l.end(), 0.0f);
-  const Range range = bounds(p, b, i0, rows, s);
+  if (all.hi <= all.lo) all.lo = all.hi = 0;
+  // Does block sb see any key of [j0, j1)?
+  auto touches = [&](std::size_t sb, std::size_t j0, std::size_t j1) {
+    const Range& r = ranges[sb];
+    return (r.hi > r.lo && j0 < r.hi && r.lo < j1) || j0 < r.global;
+  };
   auto tile = [&](std::size_t j0, std::size_t keys) {
     for (std::size_t k = 0; k < keys; ++k) {
       V::load_row(s.kb.data() + k * dim, at(p.k, p, p.ks, b, kvh, j0 + k), dim, p.dtype);
@@ -262,28 +279,35 @@ void run_unit(const Plan& p, std::size_t unit, Scratch& s) {
       V::load_row(vrow, at(p.v, p, p.vs, b, kvh, j0 + k), dim_v, p.dtype);
       std::fill(vrow + dim_v, vrow + vstride, 0.0f);
     }
-    score_tile(p, b, h, i0, rows, j0, keys, s);
-    softmax_tile(keys, rows, vstride, s);
-    std::size_t r = 0;
-    for (; r + V::kPvRows <= rows; r += V::kPvRows) accumulate_rows<V::kPvRows>(s.st.data(), s.vb.data(), vstride, keys, s.o.data(), r);
-    for (; r < rows; ++r) accumulate_rows<1>(s.st.data(), s.vb.data(), vstride, keys, s.o.data(), r);
+    for (std::size_t sb = 0; sb < used; ++sb) {
+      if (!touches(sb, j0, j0 + keys)) continue;
+      Lanes& L = s.blocks[sb];
+      score_tile(p, b, h, first[sb], rows[sb], j0, keys, L, s);
+      softmax_tile(keys, rows[sb], vstride, L, s);
+      std::size_t r = 0;
+      for (; r + V::kPvRows <= rows[sb]; r += V::kPvRows) accumulate_rows<V::kPvRows>(s.st.data(), s.vb.data(), vstride, keys, L.o.data(), r);
+      for (; r < rows[sb]; ++r) accumulate_rows<1>(s.st.data(), s.vb.data(), vstride, keys, L.o.data(), r);
+    }
   };
   auto sweep = [&](std::size_t from, std::size_t to) {
     for (std::size_t j0 = from; j0 < to; j0 += kKeyBlock) tile(j0, std::min(kKeyBlock, to - j0));
   };
   // The union of [0, global) and [lo, hi), in key order.
-  if (range.global >= range.lo) {
-    sweep(0, std::max(range.global, range.hi));
+  if (all.global >= all.lo) {
+    sweep(0, std::max(all.global, all.hi));
   } else {
-    sweep(0, range.global);
-    sweep(range.lo, range.hi);
+    sweep(0, all.global);
+    sweep(all.lo, all.hi);
   }
-  for (std::size_t r = 0; r < rows; ++r) {
-    const float l = s.l[r];
-    float* row = s.o.data() + r * vstride;
-    const float inverse = l > 0.0f ? 1.0f / l : 0.0f;
-    for (std::size_t d = 0; d < dim_v; ++d) row[d] *= inverse;
-    V::store_row(const_cast<std::uint8_t*>(at(p.out, p, p.os, b, h, i0 + r)), row, dim_v, p.dtype);
-    if (p.lse) p.lse[(b * sh.heads_q + h) * sh.seq_q + i0 + r] = l > 0.0f ? s.m[r] + std::log(l) : kNegInf;
+  for (std::size_t sb = 0; sb < used; ++sb) {
+    Lanes& L = s.blocks[sb];
+    for (std::size_t r = 0; r < rows[sb]; ++r) {
+      const float l = L.l[r];
+      float* row = L.o.data() + r * vstride;
+      const float inverse = l > 0.0f ? 1.0f / l : 0.0f;
+      for (std::size_t d = 0; d < dim_v; ++d) row[d] *= inverse;
+      V::store_row(const_cast<std::uint8_t*>(at(p.out, p, p.os, b, h, first[sb] + r)), row, dim_v, p.dtype);
+      if (p.lse) p.lse[(b * sh.heads_q + h) * sh.seq_q + first[sb] + r] = l > 0.0f ? L.m[r] + std::log(l) : kNegInf;
+    }
   }
 }

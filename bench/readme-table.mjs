@@ -10,13 +10,17 @@ const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed
 export function tableFor(suite) {
   const lines = suite.cases.flatMap((c) => (c.summary ?? []).map((l) => `- ${c.name}: ${l}`));
   // Contenders of every case (cases may differ: a peer that only takes float32, a limit only one case has).
+  // When cases differ in baseline (a peer that cannot run the largest case), each row names its own.
+  const baselines = new Set(suite.cases.map((c) => c.baseline));
+  const uniform = baselines.size === 1;
   const baseline = suite.cases[0].baseline;
-  const contenders = [...new Set(suite.cases.flatMap((c) => Object.keys(c.medianMs)))].filter((n) => n !== baseline);
+  const contenders = [...new Set(suite.cases.flatMap((c) => Object.keys(c.medianMs)))].filter((n) => !uniform || n !== baseline);
   const withCopy = contenders.filter((n) => suite.cases.some((c) => c.gbPerS?.[n] !== undefined));
-  const head = ['case', ...contenders.map((n) => `${n} vs ${baseline}`), ...withCopy.map((n) => `${n} % of copy`)];
+  const head = ['case', ...(uniform ? [] : ['speed-ups vs']), ...contenders.map((n) => (uniform ? `${n} vs ${baseline}` : n)), ...withCopy.map((n) => `${n} % of copy`)];
   const rows = suite.cases.map((c) => [
     c.name,
-    ...contenders.map((n) => (c.speedup[n] === undefined ? '-' : `${fmt(c.speedup[n])}×`)),
+    ...(uniform ? [] : [c.baseline]),
+    ...contenders.map((n) => (c.speedup[n] === undefined || (!uniform && n === c.baseline) ? '-' : `${fmt(c.speedup[n])}×`)),
     ...withCopy.map((n) => (c.gbPerS?.[n] === undefined ? '-' : `${fmt((100 * c.gbPerS[n]) / c.copyGBs)}%`)),
   ]);
   const m = suite.machine;

@@ -118,8 +118,12 @@ Status attend(const void* q, const void* k, const void* v, DType dtype, const Sh
   // With nothing between q.k and the softmax, 1 / temperature folds into the query scale.
   p.q_scale = p.transform ? o.scale : o.scale / o.temperature;
   p.post_scale = p.transform ? 1.0f / o.temperature : 1.0f;
-  const std::size_t group_queries = detail::kQueryBlock * detail::kSubBlocks;
-  p.query_blocks = (s.seq_q + group_queries - 1) / group_queries;
+  // As many query blocks per unit as leave at least four units per thread.
+  const std::size_t blocks = (s.seq_q + detail::kQueryBlock - 1) / detail::kQueryBlock;
+  p.sub_blocks = detail::kSubBlocks;
+  while (p.sub_blocks > 1 && s.batch * s.heads_q * ((blocks + p.sub_blocks - 1) / p.sub_blocks) < 4 * thread_count())
+    p.sub_blocks /= 2;
+  p.query_blocks = (blocks + p.sub_blocks - 1) / p.sub_blocks;
   const std::size_t units = s.batch * s.heads_q * p.query_blocks;
   const detail::UnitRunner run = detail::unit_runner(active_simd_level());
   try {

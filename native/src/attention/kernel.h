@@ -34,12 +34,13 @@ struct Plan {
   float q_scale;     // multiplies q (scale, and 1 / temperature when nothing comes between)
   float post_scale;  // 1 / temperature, applied after bias and softcap (1 when folded into q_scale)
   bool transform;    // bias, ALiBi or softcap between q.k and the softmax
-  std::size_t query_blocks;  // units per (batch, head): groups of kSubBlocks query blocks
+  std::size_t sub_blocks;    // query blocks per unit (<= kSubBlocks)
+  std::size_t query_blocks;  // units per (batch, head): groups of sub_blocks query blocks
 };
 
-// A unit covers kSubBlocks query blocks of one (batch, head), so each key/value tile brought into cache serves
-// kSubBlocks x kQueryBlock queries.
-constexpr std::size_t kSubBlocks = 4;
+// A unit covers up to kSubBlocks query blocks of one (batch, head), so each key/value tile brought into cache serves
+// up to kSubBlocks x kQueryBlock queries (fewer when the call has too few units to keep every thread busy).
+constexpr std::size_t kSubBlocks = 8;
 
 // One query block's state.
 struct Lanes {

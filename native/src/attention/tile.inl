@@ -159,6 +159,9 @@ inline void score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t 
   const std::size_t dim = p.shape.head_dim;
   std::size_t c = 0;
   for (; c + V::kRows <= keys; c += V::kRows) scores<V::kRows>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
+  // The remaining keys in one pass over the queries, not one pass each.
+  for (; c + 4 <= keys && 4 < V::kRows; c += 4) scores<4>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
+  for (; c + 2 <= keys && 2 < V::kRows; c += 2) scores<2>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
   for (; c < keys; ++c) scores<1>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
   const Options& o = p.options;
   if (p.transform) {
@@ -248,8 +251,8 @@ void run_unit(const Plan& p, std::size_t unit, Scratch& s) {
   std::size_t first[kSubBlocks], rows[kSubBlocks], used = 0;
   Range ranges[kSubBlocks];
   Range all{sh.seq_k, 0, 0};
-  for (std::size_t sb = 0; sb < kSubBlocks; ++sb) {
-    first[sb] = (qg * kSubBlocks + sb) * kQueryBlock;
+  for (std::size_t sb = 0; sb < p.sub_blocks; ++sb) {
+    first[sb] = (qg * p.sub_blocks + sb) * kQueryBlock;
     rows[sb] = first[sb] < sh.seq_q ? std::min(kQueryBlock, sh.seq_q - first[sb]) : 0;
     if (rows[sb] == 0) continue;
     used = sb + 1;

@@ -103,9 +103,9 @@ inline Range bounds(const Plan& p, std::size_t b, std::size_t i0, std::size_t ro
   return all;
 }
 
-// st rows c0 .. c0 + R - 1 (keys) = kb rows . qt.
+// st rows c0 .. c0 + R - 1 (keys) = kb rows . qt; tile_max (per lane) takes their maximum on the way.
 template <int R>
-inline void scores(const float* kb, std::size_t dim, const float* qt, float* st, std::size_t c0) {
+inline void scores(const float* kb, std::size_t dim, const float* qt, float* st, std::size_t c0, float* tile_max) {
   typename V::reg acc[R][kVecs];
   for (int r = 0; r < R; ++r)
     for (std::size_t l = 0; l < kVecs; ++l) acc[r][l] = V::zero();
@@ -117,8 +117,14 @@ inline void scores(const float* kb, std::size_t dim, const float* qt, float* st,
       for (std::size_t l = 0; l < kVecs; ++l) acc[r][l] = V::fma(kv, qv[l], acc[r][l]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (std::size_t l = 0; l < kVecs; ++l) V::store(st + (c0 + r) * kQueryBlock + l * V::W, acc[r][l]);
+  for (std::size_t l = 0; l < kVecs; ++l) {
+    auto m = V::load(tile_max + l * V::W);
+    for (int r = 0; r < R; ++r) {
+      V::store(st + (c0 + r) * kQueryBlock + l * V::W, acc[r][l]);
+      m = V::max(m, acc[r][l]);
+    }
+    V::store(tile_max + l * V::W, m);
+  }
 }
 
 // o rows r0 .. r0 + R - 1, vectors [d0, d0 + N W) += p^T (st, keys x queries) times vb rows.
@@ -154,15 +160,19 @@ inline void accumulate_rows(const float* st, const float* vb, std::size_t vstrid
 }
 
 // Scores of keys [j0, j0 + keys) for every lane: product, bias / ALiBi / softcap / temperature, mask.
-inline void score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t i0, std::size_t rows, std::size_t j0,
+// Returns true when L.alpha already holds each lane's maximum score of the tile (nothing changed the scores after
+// the product).
+inline bool score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t i0, std::size_t rows, std::size_t j0,
                        std::size_t keys, Lanes& L, Scratch& s) {
   const std::size_t dim = p.shape.head_dim;
+  float* tile_max = L.alpha.data();  // free until softmax_tile: the raw scores' per-lane maximum
+  std::fill(L.alpha.begin(), L.alpha.end(), kNegInf);
   std::size_t c = 0;
-  for (; c + V::kRows <= keys; c += V::kRows) scores<V::kRows>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
+  for (; c + V::kRows <= keys; c += V::kRows) scores<V::kRows>(s.kb.data(), dim, L.qt.data(), s.st.data(), c, tile_max);
   // The remaining keys in one pass over the queries, not one pass each.
-  for (; c + 4 <= keys && 4 < V::kRows; c += 4) scores<4>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
-  for (; c + 2 <= keys && 2 < V::kRows; c += 2) scores<2>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
-  for (; c < keys; ++c) scores<1>(s.kb.data(), dim, L.qt.data(), s.st.data(), c);
+  for (; c + 4 <= keys && 4 < V::kRows; c += 4) scores<4>(s.kb.data(), dim, L.qt.data(), s.st.data(), c, tile_max);
+  for (; c + 2 <= keys && 2 < V::kRows; c += 2) scores<2>(s.kb.data(), dim, L.qt.data(), s.st.data(), c, tile_max);
+  for (; c < keys; ++c) scores<1>(s.kb.data(), dim, L.qt.data(), s.st.data(), c, tile_max);
   const Options& o = p.options;
   if (p.transform) {
     // softcap(scale q.k) first, then the biases (as ONNX and Gemma 2 order them: a large negative bias still hides
@@ -199,7 +209,7 @@ inline void score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t 
     const float lo = L.lo[r], hi = L.hi[r], global = L.global[r];
     whole = (lo <= static_cast<float>(j0) && hi >= static_cast<float>(j0 + keys)) || global >= static_cast<float>(j0 + keys);
   }
-  if (whole) return;
+  if (whole) return !p.transform;
   for (std::size_t k = 0; k < keys; ++k) {
     const auto j = V::set1(static_cast<float>(j0 + k));
     for (std::size_t l = 0; l < kVecs; ++l) {
@@ -209,13 +219,16 @@ inline void score_tile(const Plan& p, std::size_t b, std::size_t h, std::size_t 
       V::store(cell, V::select(visible, V::load(cell), V::set1(kNegInf)));
     }
   }
+  return false;
 }
 
 // The online softmax over one tile of `keys` keys: probabilities in place, running statistics, o rescaled.
-inline void softmax_tile(std::size_t keys, std::size_t rows, std::size_t dim_v_padded, Lanes& L, Scratch& s) {
+inline void softmax_tile(std::size_t keys, std::size_t rows, std::size_t dim_v_padded, bool have_max, Lanes& L,
+                         Scratch& s) {
   for (std::size_t l = 0; l < kVecs; ++l) {
-    auto tile_max = V::set1(kNegInf);
-    for (std::size_t k = 0; k < keys; ++k) tile_max = V::max(tile_max, V::load(s.st.data() + k * kQueryBlock + l * V::W));
+    auto tile_max = have_max ? V::load(L.alpha.data() + l * V::W) : V::set1(kNegInf);
+    if (!have_max)
+      for (std::size_t k = 0; k < keys; ++k) tile_max = V::max(tile_max, V::load(s.st.data() + k * kQueryBlock + l * V::W));
     const auto m_old = V::load(L.m.data() + l * V::W);
     const auto m_new = V::max(m_old, tile_max);
     // A lane that has seen no visible key keeps m = -inf: subtract 0 instead, so e^(-inf - 0) = 0, not NaN.
@@ -285,8 +298,8 @@ void run_unit(const Plan& p, std::size_t unit, Scratch& s) {
     for (std::size_t sb = 0; sb < used; ++sb) {
       if (!touches(sb, j0, j0 + keys)) continue;
       Lanes& L = s.blocks[sb];
-      score_tile(p, b, h, first[sb], rows[sb], j0, keys, L, s);
-      softmax_tile(keys, rows[sb], vstride, L, s);
+      const bool have_max = score_tile(p, b, h, first[sb], rows[sb], j0, keys, L, s);
+      softmax_tile(keys, rows[sb], vstride, have_max, L, s);
       std::size_t r = 0;
       for (; r + V::kPvRows <= rows[sb]; r += V::kPvRows) accumulate_rows<V::kPvRows>(s.st.data(), s.vb.data(), vstride, keys, L.o.data(), r);
       for (; r < rows[sb]; ++r) accumulate_rows<1>(s.st.data(), s.vb.data(), vstride, keys, L.o.data(), r);

@@ -4,6 +4,7 @@
 import * as ort from 'onnxruntime-node';
 
 import { applyRope, applyRopeAsync, capabilities, ropeCosSin, ropeFrequencies, Rng } from '../dist/index.js';
+import { halves } from './half.mjs';
 import { rotaryEmbeddingModel } from './onnx-model.mjs';
 
 const sessions = [];
@@ -27,34 +28,6 @@ export function ropePlainJs(x, seqLen, heads, headDim, positions, invFreq) {
     }
   }
   return x;
-}
-
-// float32 -> binary16 bits (round half to even), for the float16 inputs.
-const scratch = new Float32Array(1), scratchBits = new Uint32Array(scratch.buffer);
-function toHalf(v) {
-  scratch[0] = v;
-  const x = scratchBits[0], sign = (x >>> 16) & 0x8000, a = x & 0x7fffffff;
-  if (a >= 0x477ff000) return sign | (a > 0x7f800000 ? 0x7e00 : 0x7c00);
-  if (a < 0x38800000) {
-    if (a < 0x33000000) return sign;
-    const e = a >>> 23, m = (a & 0x7fffff) | 0x800000, shift = 126 - e;
-    let q = m >>> shift;
-    const rest = m & ((1 << shift) - 1), half = 1 << (shift - 1);
-    if (rest > half || (rest === half && q & 1)) q++;
-    return sign | q;
-  }
-  const r = a - (112 << 23);
-  let q = r >>> 13;
-  const rest = r & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && q & 1)) q++;
-  return sign | q;
-}
-
-// A loop, not Uint16Array.from(x, fn): that collects a JS array first (hundreds of millions of elements here).
-function halves(x) {
-  const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = toHalf(x[i]);
-  return out;
 }
 
 export async function cases({ quick = false } = {}) {

@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 
 import { attention, attentionAsync, capabilities, mergeAttentionStates, setSimd, type AttentionOptions } from '../src/index.js';
+import { fromHalf, toHalf } from '../bench/half.mjs';
 import { randomFloats, SHARED_DATA, sharedDataAvailable } from './helpers.js';
 import { singleNodeModel } from './onnx-builder.js';
 import { parseFirstNode, parseTensor, ONNX_BOOL, ONNX_FLOAT16, type Tensor } from './onnx-reader.js';
@@ -76,32 +77,6 @@ function worstRelative(got: ArrayLike<number>, want: ArrayLike<number>): number 
     worst = Math.max(worst, Math.abs(g - w) / (1 + Math.abs(w)));
   }
   return worst;
-}
-
-// binary16 helpers (independent of the library).
-function toHalf(v: number): number {
-  const f = new Float32Array([v]), x = new Uint32Array(f.buffer)[0]!;
-  const sign = (x >>> 16) & 0x8000, a = x & 0x7fffffff;
-  if (a >= 0x477ff000) return sign | (a > 0x7f800000 ? 0x7e00 : 0x7c00);
-  if (a < 0x38800000) {
-    if (a < 0x33000000) return sign;
-    const e = a >>> 23, m = (a & 0x7fffff) | 0x800000, shift = 126 - e;
-    let q = m >>> shift;
-    const rest = m & ((1 << shift) - 1), half = 1 << (shift - 1);
-    if (rest > half || (rest === half && q & 1)) q++;
-    return sign | q;
-  }
-  const r = a - (112 << 23);
-  let q = r >>> 13;
-  const rest = r & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && q & 1)) q++;
-  return sign | q;
-}
-function fromHalf(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 describe('attention', () => {

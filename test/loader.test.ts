@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { capabilities } from '../src/index.js';
@@ -70,6 +71,21 @@ describe('addon loader', () => {
     expect(e.message).toMatch(/tessera\.node: failed to load: .*(invalid ELF|file too short|not a valid)/i);
     const missing = JSON.parse(report(ROOT, { TESSERA_NATIVE_PATH: path.join(tmp, 'none.node') }).stdout);
     expect(missing.message).toContain(`${path.join(tmp, 'none.node')}: not found`);
+  });
+
+  it('passes over an addon with an unresolved symbol instead of dying at its first call (RTLD_NOW)', () => {
+    // A shared object whose initialiser calls a function no library defines: with lazy binding the process would
+    // abort inside it; resolved at load time, it is one more failed attempt and the CPU addon is used.
+    const broken = path.join(tmp, 'missing-symbol.node');
+    const source = 'extern "C" void tessera_no_such_symbol(); __attribute__((constructor)) static void init() { tessera_no_such_symbol(); }';
+    const cc = spawnSync('g++', ['-shared', '-fPIC', '-x', 'c++', '-', '-o', broken], { input: source });
+    if (cc.error || cc.status !== 0) return;  // no compiler here: nothing to build the broken addon with
+    const root = fakePackage('unresolved', version, { 'build-cuda/Release/tessera_cuda.node': broken, 'build/Release/tessera.node': cpuAddon });
+    const r = report(root, { TESSERA_BACKEND: 'auto' });
+    expect(r.status).toBe(0);
+    const c = JSON.parse(r.stdout);
+    expect(c.backend).toBe('cpu');
+    expect(c.addon).toBe(path.join(root, 'build', 'Release', 'tessera.node'));
   });
 
   it('TESSERA_NATIVE_PATH loads exactly that file', () => {

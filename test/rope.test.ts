@@ -27,6 +27,7 @@ import {
   t5RelativeBucket,
   type RopeConfig,
 } from '../src/index.js';
+import { fromBf16, fromHalf, halves, toBf16, toHalf } from '../bench/half.mjs';
 import { randomFloats, seeded, SHARED_DATA, sharedDataAvailable } from './helpers.js';
 import { rotaryEmbeddingModel } from './onnx-builder.js';
 import { parseFirstNode, parseTensor, ONNX_FLOAT, ONNX_FLOAT16 } from './onnx-reader.js';
@@ -40,33 +41,6 @@ function maxRelative(got: ArrayLike<number>, want: ArrayLike<number>): number {
   for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / Math.abs(want[i]!));
   return worst;
 }
-
-// binary16 by arithmetic on float64 (round half to even), independent of the native bit manipulation.
-function toHalf(v: number): number {
-  if (Number.isNaN(v)) return 0x7e00;
-  const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
-  const a = Math.abs(v);
-  const even = (x: number) => (x - Math.floor(x) === 0.5 ? 2 * Math.round(x / 2) : Math.round(x));
-  if (a >= 65520) return sign | 0x7c00;
-  if (a < 2 ** -14) return sign | even(a / 2 ** -24);
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  if (2 ** (e + 1) <= a) e++;
-  let m = even((a / 2 ** e - 1) * 1024);
-  if (m === 1024) (e += 1), (m = 0);
-  return sign | ((e + 15) << 10) | m;
-}
-function fromHalf(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-function toBf16(v: number): number {
-  const bits = new Uint32Array(Float32Array.of(v).buffer)[0]!;
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
-}
-const fromBf16 = (h: number) => new Float32Array(Uint32Array.of(h << 16).buffer)[0]!;
 
 interface Shape {
   batch: number;
@@ -457,7 +431,7 @@ describe('applyRope', () => {
       const { cos, sin } = ropeCosSin(Int32Array.from({ length: maxPos }, (_, i) => i), invFreq);
       const positions = Int32Array.from({ length: batch * seqLen }, () => Math.floor(r() * maxPos));
       const x = randomFloats(batch * seqLen * heads * headDim, 17);
-      const half = (a: Float32Array) => Uint16Array.from(a, toHalf);
+      const half = (a: Float32Array) => halves(a);
       const feeds = {
         input: dtype === 'float32' ? new ort.Tensor('float32', x, [batch, seqLen, heads * headDim]) : new ort.Tensor('float16', half(x), [batch, seqLen, heads * headDim]),
         position_ids: new ort.Tensor('int64', BigInt64Array.from(positions, BigInt), [batch, seqLen]),
@@ -533,7 +507,8 @@ describe('applyRope', () => {
     check({ ...ok, invFreq: undefined }, /Give "invFreq", or both "cos" and "sin"/);
     check({ ...ok, cos: new Float32Array(4) }, /not both/);
     check(ok, /"dtype" is required for Uint16Array data/, new Uint16Array(48));
-    check({ ...ok, dtype: 'float16' }, /"dtype" must be one of float32/);
+    check({ ...ok, dtype: 'float16' }, /"data" is a Float32Array but "dtype" is float16/);
+    check({ ...ok, dtype: 'float8' }, /"dtype" must be one of float32, float16, bfloat16/);
     check(ok, /Expected "data" to be a Float32Array/, new Float64Array(48));
     check({ ...ok, bogus: 1 }, /Unknown option "bogus"/);
     await expect(applyRopeAsync(copy, { ...ok, seqLen: 3 })).rejects.toThrow(RangeError);

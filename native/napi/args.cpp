@@ -186,4 +186,16 @@ Bytes bytes(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
   throw_type(info.Env(), "Expected " + quoted(name) + " to be an ArrayBuffer or a view of one, got " + describe(v));
 }
 
+Storage storage(const Napi::CallbackInfo& info, std::size_t i, const char* name, bool float32) {
+  Storage d;
+  if (float32) {
+    auto a = typed_array<float>(info, i, name);
+    d.array = a, d.bytes = a.Data(), d.length = a.ElementLength(), d.byte_length = a.ByteLength();
+  } else {
+    auto a = typed_array<std::uint16_t>(info, i, name);
+    d.array = a, d.bytes = a.Data(), d.length = a.ElementLength(), d.byte_length = a.ByteLength();
+  }
+  return d;
+}
+
 }  // namespace tessera::napi

@@ -6,9 +6,13 @@
 #include <napi.h>
 
 #include <cstddef>
-#include <optional>
 #include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tessera/status.h"
 
@@ -57,5 +61,44 @@ struct Bytes {
   std::size_t size;
 };
 Bytes bytes(const Napi::CallbackInfo& info, std::size_t i, const char* name);
+
+// Numbers in messages.
+inline std::string str(std::size_t n) { return std::to_string(n); }
+
+// A string argument that must be one of `options` (label, value): RangeError listing them otherwise.
+template <class T>
+T choice(const Napi::CallbackInfo& info, std::size_t i, const char* name,
+         std::initializer_list<std::pair<const char*, T>> options) {
+  const std::string s = string(info, i, name);
+  std::string known;
+  for (const auto& [label, value] : options) {
+    if (s == label) return value;
+    known.append(known.empty() ? "'" : ", '").append(label).append("'");
+  }
+  std::string message = "\"";
+  message.append(name).append("\" must be one of ").append(known).append(", got '").append(s).append("'");
+  throw_range(info.Env(), message);
+}
+
+// A typed array copied into a vector (state the core keeps), and a vector copied out into a new typed array.
+template <class T>
+std::vector<T> copy_in(const Napi::TypedArrayOf<T>& a) {
+  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
+}
+
+template <class T>
+Napi::TypedArrayOf<T> copy_out(Napi::Env env, const std::vector<T>& v) {
+  auto a = Napi::TypedArrayOf<T>::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(T));
+  return a;
+}
+
+// Tensor storage read in place: a Float32Array (float32) or a Uint16Array (the bits of float16 or bfloat16).
+struct Storage {
+  Napi::TypedArray array;
+  void* bytes = nullptr;
+  std::size_t length = 0, byte_length = 0;
+};
+Storage storage(const Napi::CallbackInfo& info, std::size_t i, const char* name, bool float32);
 
 }  // namespace tessera::napi

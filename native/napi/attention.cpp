@@ -15,36 +15,12 @@ namespace {
 
 constexpr std::uint64_t kMaxCount = std::uint64_t{1} << 40;
 
-std::string str(std::size_t n) { return std::to_string(n); }
-
-// A Float32Array (float32) or Uint16Array (float16 / bfloat16 bits), as raw bytes.
-struct Data {
-  Napi::TypedArray array;
-  void* bytes = nullptr;
-  std::size_t length = 0, byte_length = 0;
-};
-
-Data data(const Napi::CallbackInfo& info, std::size_t i, const char* name, attention::DType t) {
-  Data d;
-  if (t == attention::DType::f32) {
-    auto a = typed_array<float>(info, i, name);
-    d.array = a, d.bytes = a.Data(), d.length = a.ElementLength(), d.byte_length = a.ByteLength();
-  } else {
-    auto a = typed_array<std::uint16_t>(info, i, name);
-    d.array = a, d.bytes = a.Data(), d.length = a.ElementLength(), d.byte_length = a.ByteLength();
-  }
-  return d;
-}
-
 attention::Layout layout_of(const Napi::CallbackInfo& info, std::size_t i) {
-  const std::string s = string(info, i, "layout");
-  if (s == "bshd") return attention::Layout::bshd;
-  if (s == "bhsd") return attention::Layout::bhsd;
-  throw_range(info.Env(), "\"layout\" must be 'bshd' or 'bhsd', got '" + s + "'");
+  return choice<attention::Layout>(info, i, "layout", {{"bshd", attention::Layout::bshd}, {"bhsd", attention::Layout::bhsd}});
 }
 
 struct AttendCall {
-  Data q, k, v, out;
+  Storage q, k, v, out;
   std::optional<Napi::Float32Array> lse, alibi, bias;
   std::optional<Napi::Int32Array> key_lengths, segments;
   attention::DType dtype = attention::DType::f32;
@@ -59,13 +35,12 @@ AttendCall parse_attend(const Napi::CallbackInfo& info, const char* function) {
   expect_arity(info, 27, 27, function);
   Napi::Env env = info.Env();
   AttendCall c;
-  const std::string dtype = string(info, 5, "dtype");
-  if (dtype == "float32") c.dtype = attention::DType::f32;
-  else if (dtype == "float16") c.dtype = attention::DType::f16;
-  else if (dtype == "bfloat16") c.dtype = attention::DType::bf16;
-  else throw_range(env, "\"dtype\" must be 'float32', 'float16' or 'bfloat16', got '" + dtype + "'");
-  c.q = data(info, 0, "q", c.dtype), c.k = data(info, 1, "k", c.dtype), c.v = data(info, 2, "v", c.dtype);
-  c.out = data(info, 3, "out", c.dtype);
+  c.dtype = choice<attention::DType>(info, 5, "dtype", {{"float32", attention::DType::f32},
+                                                        {"float16", attention::DType::f16},
+                                                        {"bfloat16", attention::DType::bf16}});
+  const bool f32 = c.dtype == attention::DType::f32;
+  c.q = storage(info, 0, "q", f32), c.k = storage(info, 1, "k", f32), c.v = storage(info, 2, "v", f32);
+  c.out = storage(info, 3, "out", f32);
   c.lse = optional_typed_array<float>(info, 4, "lse");
   attention::Shape& s = c.shape;
   s.layout = layout_of(info, 6);
@@ -79,9 +54,8 @@ AttendCall parse_attend(const Napi::CallbackInfo& info, const char* function) {
   if (s.heads_q % s.heads_kv != 0)
     throw_range(env, "\"headsQ\" (" + str(s.heads_q) + ") must be a multiple of \"headsKV\" (" + str(s.heads_kv) + ")");
   auto elements = [&](std::initializer_list<std::size_t> f, const char* name) {
-    std::size_t n = 1;
-    for (std::size_t x : f)
-      if (__builtin_mul_overflow(n, x, &n)) throw_range(env, std::string("\"") + name + "\" would hold too many values");
+    std::size_t n = 0;
+    if (!element_count(f, &n)) throw_range(env, std::string("\"") + name + "\" would hold too many values");
     return n;
   };
   const std::size_t nq = elements({s.batch, s.heads_q, s.seq_q, s.head_dim}, "q");
@@ -186,8 +160,7 @@ Napi::Value MergeStates(const Napi::CallbackInfo& info) {
   s.seq = integer(info, 9, "seq", 0, kMaxCount);
   s.dim = integer(info, 10, "dim", 1, kMaxCount);
   std::size_t rows = 0, n = 0;
-  if (__builtin_mul_overflow(s.batch, s.heads, &rows) || __builtin_mul_overflow(rows, s.seq, &rows) ||
-      __builtin_mul_overflow(rows, s.dim, &n))
+  if (!element_count({s.batch, s.heads, s.seq}, &rows) || !element_count({rows, s.dim}, &n))
     throw_range(env, "the shape holds too many values");
   for (const auto* a : {&out_a, &out_b, &out})
     if (a->ElementLength() != n) throw_range(env, "outputs must hold batch × heads × seq × dim = " + str(n) + " values");

@@ -19,7 +19,6 @@ using binary::BitOrder;
 constexpr std::uint64_t kMaxDim = std::uint64_t{1} << 24;
 constexpr std::uint64_t kMaxK = std::uint64_t{1} << 24;
 
-std::string str(std::size_t v) { return std::to_string(v); }
 
 BitOrder order_of(bool msb) { return msb ? BitOrder::msb : BitOrder::lsb; }
 
@@ -209,26 +208,6 @@ Napi::Value ScoreTopK(const Napi::CallbackInfo& info) {
 
 // ---- the flat index --------------------------------------------------------------------------------------------
 
-binary::VectorStore store_of(Napi::Env env, const std::string& s) {
-  if (s == "none") return binary::VectorStore::none;
-  if (s == "float32") return binary::VectorStore::float32;
-  if (s == "int8") return binary::VectorStore::int8;
-  throw_range(env, "\"store\" must be one of none, float32, int8, got " + s);
-}
-
-binary::Similarity similarity_of(Napi::Env env, const std::string& s) {
-  if (s == "dot") return binary::Similarity::dot;
-  if (s == "l2") return binary::Similarity::l2;
-  throw_range(env, "\"similarity\" must be dot or l2, got " + s);
-}
-
-binary::Metric metric_of(Napi::Env env, const std::string& s) {
-  if (s == "hamming") return binary::Metric::hamming;
-  if (s == "sdc") return binary::Metric::sdc;
-  if (s == "adc") return binary::Metric::adc;
-  throw_range(env, "\"metric\" must be one of hamming, sdc, adc, got " + s);
-}
-
 class BinaryIndexHandle final : public Napi::ObjectWrap<BinaryIndexHandle> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -250,8 +229,11 @@ class BinaryIndexHandle final : public Napi::ObjectWrap<BinaryIndexHandle> {
     binary::IndexConfig c;
     c.dim = integer(info, 0, "dim", 1, kMaxDim);
     c.planes = planes_arg(info, 1);
-    c.store = store_of(info.Env(), string(info, 2, "store"));
-    c.similarity = similarity_of(info.Env(), string(info, 3, "similarity"));
+    c.store = choice<binary::VectorStore>(info, 2, "store", {{"none", binary::VectorStore::none},
+                                                              {"float32", binary::VectorStore::float32},
+                                                              {"int8", binary::VectorStore::int8}});
+    c.similarity = choice<binary::Similarity>(info, 3, "similarity",
+                                              {{"dot", binary::Similarity::dot}, {"l2", binary::Similarity::l2}});
     index_ = std::make_shared<binary::FlatIndex>(c);
   }
 
@@ -302,7 +284,8 @@ class BinaryIndexHandle final : public Napi::ObjectWrap<BinaryIndexHandle> {
     binary::SearchRequest r;
     r.nq = integer(info, 3, "nq", 0, INT32_MAX);
     r.k = integer(info, 4, "k", 1, kMaxK);
-    r.metric = metric_of(info.Env(), string(info, 5, "metric"));
+    r.metric = choice<binary::Metric>(info, 5, "metric", {{"hamming", binary::Metric::hamming},
+                                                          {"sdc", binary::Metric::sdc}, {"adc", binary::Metric::adc}});
     r.candidates = integer(info, 6, "candidates", 0, kMaxK);
     r.rescore = boolean(info, 7, "rescore");
     const auto& c = ix.config();
@@ -354,13 +337,6 @@ class BinaryIndexHandle final : public Napi::ObjectWrap<BinaryIndexHandle> {
 
   Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(index(info.Env()).memory_bytes()));
-  }
-
-  template <class T>
-  static Napi::TypedArrayOf<T> copy_out(Napi::Env env, const std::vector<T>& v) {
-    auto a = Napi::TypedArrayOf<T>::New(env, v.size());
-    if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(T));
-    return a;
   }
 
   // () -> { ids, codes, vectors?, quantized?, scales? } (copies)

@@ -14,7 +14,6 @@
 namespace tessera::napi {
 namespace {
 
-std::string str(std::size_t v) { return std::to_string(v); }
 
 constexpr std::uint64_t kMaxDim = std::uint64_t{1} << 20;
 
@@ -34,25 +33,6 @@ std::size_t clouds(const Napi::CallbackInfo& info, const Napi::Float32Array& tok
     throw_range(info.Env(), "\"lengths\" sum to " + str(total) + " tokens, \"" + name + "\" holds " +
                                 str(tokens.ElementLength() / dim));
   return lengths.ElementLength();
-}
-
-template <class T>
-Napi::TypedArrayOf<T> copy_out(Napi::Env env, const std::vector<T>& v) {
-  auto a = Napi::TypedArrayOf<T>::New(env, v.size());
-  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(T));
-  return a;
-}
-
-template <class T>
-std::vector<T> copy_in(const Napi::TypedArrayOf<T>& a) {
-  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
-}
-
-fde::Projection projection_of(Napi::Env env, const std::string& s) {
-  if (s == "identity") return fde::Projection::identity;
-  if (s == "countsketch") return fde::Projection::countsketch;
-  if (s == "dense") return fde::Projection::dense;
-  throw_range(env, "\"projection\" must be one of countsketch, dense, identity, got " + s);
 }
 
 class FdeEncoderHandle final : public Napi::ObjectWrap<FdeEncoderHandle> {
@@ -77,7 +57,9 @@ class FdeEncoderHandle final : public Napi::ObjectWrap<FdeEncoderHandle> {
     c.dim = integer(info, 0, "dim", 1, kMaxDim);
     c.repetitions = integer(info, 1, "repetitions", 1, 4096);
     c.simhash_bits = integer(info, 2, "simhashBits", 0, fde::kMaxSimhashBits);
-    c.projection = projection_of(info.Env(), string(info, 3, "projection"));
+    c.projection = choice<fde::Projection>(info, 3, "projection", {{"countsketch", fde::Projection::countsketch},
+                                                                   {"dense", fde::Projection::dense},
+                                                                   {"identity", fde::Projection::identity}});
     c.projection_dim = integer(info, 4, "projectionDim", 1, std::uint64_t{1} << 16);
     c.final_dim = integer(info, 5, "finalDim", 0, fde::kMaxOutputDim);
     c.seed = u64(info, 6, "seed");
@@ -96,6 +78,7 @@ class FdeEncoderHandle final : public Napi::ObjectWrap<FdeEncoderHandle> {
     } else {
       check(info.Env(), fde::generate(c, &s->matrices), "FdeEncoder");
     }
+    check(info.Env(), fde::prepare(s.get()), "FdeEncoder");
     state_ = std::move(s);
     info.This().As<Napi::Object>().TypeTag(&kTypeTag);
   }
@@ -128,7 +111,7 @@ class FdeEncoderHandle final : public Napi::ObjectWrap<FdeEncoderHandle> {
       out = Napi::Float32Array::New(info.Env(), length);
     }
     auto kernel = [s, t = tokens.Data(), l = lengths.Data(), count, document, o = out.Data()] {
-      return fde::encode(s->config, s->matrices, t, l, count, document, o);
+      return fde::encode(*s, t, l, count, document, o);
     };
     if constexpr (Async) {
       return KernelWorker::Start(info.Env(), fn, kernel, out, {tokens, lengths});

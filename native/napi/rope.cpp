@@ -15,8 +15,6 @@ namespace {
 
 constexpr std::uint64_t kMaxCount = std::uint64_t{1} << 40;
 
-std::string str(std::size_t n) { return std::to_string(n); }
-
 // A positions array: Int32Array, Float32Array or Float64Array, read in place.
 struct PositionsArg {
   Napi::TypedArray array;
@@ -42,20 +40,6 @@ PositionsArg positions_arg(const Napi::CallbackInfo& info, std::size_t i) {
   return p;
 }
 
-template <class T>
-T choice(const Napi::CallbackInfo& info, std::size_t i, const char* name,
-         std::initializer_list<std::pair<const char*, T>> options) {
-  const std::string s = string(info, i, name);
-  std::string known;
-  for (const auto& [label, value] : options) {
-    if (s == label) return value;
-    known.append(known.empty() ? "'" : ", '").append(label).append("'");
-  }
-  std::string message = "\"";
-  message.append(name).append("\" must be one of ").append(known).append(", got '").append(s).append("'");
-  throw_range(info.Env(), message);
-}
-
 struct ApplyCall {
   Napi::TypedArray data;
   void* bytes = nullptr;
@@ -77,13 +61,8 @@ ApplyCall parse_apply(const Napi::CallbackInfo& info, const char* function) {
   ApplyCall c;
   c.dtype = choice<rope::DType>(info, 1, "dtype",
                                 {{"float32", rope::DType::f32}, {"float16", rope::DType::f16}, {"bfloat16", rope::DType::bf16}});
-  if (c.dtype == rope::DType::f32) {
-    auto a = typed_array<float>(info, 0, "data");
-    c.data = a, c.bytes = a.Data(), c.byte_length = a.ByteLength();
-  } else {
-    auto a = typed_array<std::uint16_t>(info, 0, "data");
-    c.data = a, c.bytes = a.Data(), c.byte_length = a.ByteLength();
-  }
+  const Storage data = storage(info, 0, "data", c.dtype == rope::DType::f32);
+  c.data = data.array, c.bytes = data.bytes, c.byte_length = data.byte_length;
   c.shape.layout = choice<rope::Layout>(info, 2, "layout", {{"bshd", rope::Layout::bshd}, {"bhsd", rope::Layout::bhsd}});
   c.shape.batch = integer(info, 3, "batch", 1, kMaxCount);
   c.shape.seq_len = integer(info, 4, "seqLen", 0, kMaxCount);
@@ -93,9 +72,9 @@ ApplyCall parse_apply(const Napi::CallbackInfo& info, const char* function) {
   if (c.shape.rotary_dim % 2 != 0 || c.shape.rotary_dim > c.shape.head_dim)
     throw_range(env, "\"rotaryDim\" must be even and at most \"headDim\" (" + str(c.shape.head_dim) + "), got " +
                          str(c.shape.rotary_dim));
-  std::size_t tokens = 0, rows = 0, elements = 0;
-  if (__builtin_mul_overflow(c.shape.batch, c.shape.seq_len, &tokens) ||
-      __builtin_mul_overflow(tokens, c.shape.heads, &rows) || __builtin_mul_overflow(rows, c.shape.head_dim, &elements))
+  std::size_t tokens = 0, elements = 0;
+  if (!element_count({c.shape.batch, c.shape.seq_len}, &tokens) ||
+      !element_count({tokens, c.shape.heads, c.shape.head_dim}, &elements))
     throw_range(env, "batch × seqLen × heads × headDim is too large");
   if (c.data.ElementLength() != elements)
     throw_range(env, "\"data\" must hold batch × seqLen × heads × headDim = " + str(elements) + " values, got " +

@@ -13,15 +13,10 @@
 #include "test_util.h"
 
 using namespace tessera;
+using test::normals;
 namespace at = tessera::attention;
 
 namespace {
-
-std::vector<float> normals(std::size_t n, std::uint64_t seed) {
-  std::vector<float> v(n);
-  rng::fill_normal(seed, 0, v.data(), n);
-  return v;
-}
 
 std::size_t index(const at::Shape& s, std::size_t heads, std::size_t seq, std::size_t dim, std::size_t b,
                   std::size_t h, std::size_t t, std::size_t d) {

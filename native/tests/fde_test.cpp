@@ -11,14 +11,9 @@
 #include "test_util.h"
 
 using namespace tessera;
+using test::normals;
 
 namespace {
-
-std::vector<float> normals(std::size_t n, std::uint64_t seed) {
-  std::vector<float> v(n);
-  rng::fill_normal(seed, 0, v.data(), n);
-  return v;
-}
 
 // An independent float64 implementation of the algorithm in tessera/fde.h (as Google's reference describes it),
 // from the generated matrices. Returns false when a SimHash value is so close to zero that float32 and float64 may
@@ -209,8 +204,16 @@ TEST_CASE("FDE batches are identical for any thread count, and reject empty clou
     REQUIRE(fde::encode(c, m, tokens.data(), lengths.data(), lengths.size(), true, many.data()) == Status::ok);
     CHECK(std::memcmp(one.data(), many.data(), one.size() * sizeof(float)) == 0);
   }
+  // A prepared state (what the bindings keep per encoder) encodes exactly as the standalone form.
+  fde::State state{c, m, nullptr};
+  std::vector<float> prepared(one.size(), NAN);
+  CHECK(fde::encode(state, tokens.data(), lengths.data(), lengths.size(), true, prepared.data()) == Status::invalid_argument);
+  REQUIRE(fde::prepare(&state) == Status::ok);
+  REQUIRE(fde::encode(state, tokens.data(), lengths.data(), lengths.size(), true, prepared.data()) == Status::ok);
+  CHECK(std::memcmp(one.data(), prepared.data(), one.size() * sizeof(float)) == 0);
   lengths[3] = 0;
   CHECK(fde::encode(c, m, tokens.data(), lengths.data(), lengths.size(), true, one.data()) == Status::invalid_argument);
+  CHECK(fde::encode(state, tokens.data(), lengths.data(), lengths.size(), true, one.data()) == Status::invalid_argument);
   fde::Matrices wrong = m;
   wrong.simhash.pop_back();
   CHECK(fde::encode(c, wrong, tokens.data(), lengths.data(), 1, true, one.data()) == Status::invalid_argument);

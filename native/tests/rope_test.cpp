@@ -13,14 +13,9 @@
 #include "test_util.h"
 
 using namespace tessera;
+using test::normals;
 
 namespace {
-
-std::vector<float> normals(std::size_t n, std::uint64_t seed) {
-  std::vector<float> v(n);
-  rng::fill_normal(seed, 0, v.data(), n);
-  return v;
-}
 
 std::vector<double> default_frequencies(std::size_t rot, double base) {
   std::vector<double> f(rot / 2);

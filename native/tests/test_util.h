@@ -1,8 +1,10 @@
 // Helpers shared by the core's tests.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
+#include "tessera/rng.h"
 #include "tessera/runtime.h"
 
 namespace tessera::test {
@@ -14,6 +16,13 @@ inline std::vector<SimdLevel> levels() {
                       SimdLevel::avx512_vpopcntdq})
     if (simd_level_available(l)) out.push_back(l);
   return out;
+}
+
+// n standard normal floats from Tessera's generator (stream `seed`).
+inline std::vector<float> normals(std::size_t n, std::uint64_t seed) {
+  std::vector<float> v(n);
+  rng::fill_normal(seed, 0, v.data(), n);
+  return v;
 }
 
 // Restores the dispatch level and thread count a test changed.

@@ -1,6 +1,7 @@
 // Exact attention on the CPU (native/include/tessera/attention.h): tiled online softmax, memory O(seq × headDim).
 import { types } from 'node:util';
 
+import type { AttentionArgs } from '../native/binding.js';
 import { binding } from '../native/load.js';
 import {
   expectBoolean,
@@ -8,11 +9,13 @@ import {
   expectInteger,
   expectOneOf,
   expectOptions,
+  expectStorage,
   expectTypedArray,
   typeName,
+  type StorageDType,
 } from '../core/validate.js';
 
-export type AttentionDType = 'float32' | 'float16' | 'bfloat16';
+export type AttentionDType = StorageDType;
 type Storage = Float32Array | Uint16Array;
 
 export interface AttentionOptions {
@@ -82,33 +85,19 @@ function finite(value: unknown, name: string, fallback: number): number {
   return value;
 }
 
-function storage(value: unknown, name: string, dtype: AttentionDType | undefined): { data: Storage; dtype: AttentionDType } {
-  if (types.isFloat32Array(value)) {
-    if (dtype !== undefined && dtype !== 'float32') throw new TypeError(`"${name}" is a Float32Array but "dtype" is ${dtype}`);
-    return { data: value, dtype: 'float32' };
-  }
-  if (types.isUint16Array(value)) {
-    if (dtype === undefined) throw new TypeError('"dtype" is required for Uint16Array data: "float16" or "bfloat16"');
-    if (dtype === 'float32') throw new TypeError(`"${name}" is a Uint16Array but "dtype" is float32`);
-    return { data: value, dtype };
-  }
-  throw new TypeError(`Expected "${name}" to be a Float32Array (float32) or Uint16Array (float16, bfloat16), got ${typeName(value)}`);
-}
-
 function count(...factors: number[]): number {
   const n = factors.reduce((a, b) => a * b, 1);
   if (n > MAX_COUNT) throw new RangeError(`the shape holds ${n} values, more than 2^40`);
   return n;
 }
 
-type NativeArgs = Parameters<ReturnType<typeof binding>['attention']>;
+type NativeArgs = AttentionArgs;
 
 function nativeArgs(q: unknown, k: unknown, v: unknown, options: unknown): { args: NativeArgs; returnLse: boolean } {
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
   const o = expectOptions<AttentionOptions>(options, 'options', OPTIONS);
-  const dtype = o.dtype === undefined ? undefined : expectOneOf(o.dtype, 'dtype', ['float32', 'float16', 'bfloat16'] as const);
-  const qs = storage(q, 'q', dtype);
-  const ks = storage(k, 'k', qs.dtype), vs = storage(v, 'v', qs.dtype);
+  const qs = expectStorage(q, 'q', o.dtype);
+  const ks = expectStorage(k, 'k', qs.dtype), vs = expectStorage(v, 'v', qs.dtype);
   const layout = expectOneOf(o.layout, 'layout', ['bshd', 'bhsd'] as const);
   const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_COUNT);
   const headsQ = expectInteger(o.headsQ, 'headsQ', 1, MAX_COUNT);
@@ -126,7 +115,7 @@ function nativeArgs(q: unknown, k: unknown, v: unknown, options: unknown): { arg
   let out: Storage;
   if (o.out === undefined) out = qs.dtype === 'float32' ? new Float32Array(outLength) : new Uint16Array(outLength);
   else {
-    out = storage(o.out, 'out', qs.dtype).data;
+    out = expectStorage(o.out, 'out', qs.dtype).data;
     if (out.length !== outLength) throw new RangeError(`"out" must hold ${outLength} values, got ${out.length}`);
   }
   const scale = finite(o.scale, 'scale', 1 / Math.sqrt(headDim));

@@ -101,6 +101,23 @@ export function expectU64(value: unknown, name: string): bigint {
   throw new TypeError(`Expected "${name}" to be a bigint or a number, got ${typeName(value)}`);
 }
 
+export type StorageDType = 'float32' | 'float16' | 'bfloat16';
+
+/** Tensor storage: a Float32Array (float32), or a Uint16Array of float16 or bfloat16 bits as `dtype` says. */
+export function expectStorage(value: unknown, name: string, dtype: unknown): { data: Float32Array | Uint16Array; dtype: StorageDType } {
+  const d = dtype === undefined ? undefined : expectOneOf(dtype, 'dtype', ['float32', 'float16', 'bfloat16'] as const);
+  if (types.isFloat32Array(value)) {
+    if (d !== undefined && d !== 'float32') throw new TypeError(`"${name}" is a Float32Array but "dtype" is ${d}`);
+    return { data: value, dtype: 'float32' };
+  }
+  if (types.isUint16Array(value)) {
+    if (d === undefined) throw new TypeError('"dtype" is required for Uint16Array data: "float16" or "bfloat16"');
+    if (d === 'float32') throw new TypeError(`"${name}" is a Uint16Array but "dtype" is float32`);
+    return { data: value, dtype: d };
+  }
+  throw new TypeError(`Expected "${name}" to be a Float32Array (float32) or Uint16Array (float16, bfloat16), got ${typeName(value)}`);
+}
+
 /** True when two views share any byte of memory. */
 export function viewsOverlap(a: ArrayBufferView, b: ArrayBufferView): boolean {
   if (a.buffer !== b.buffer || a.byteLength === 0 || b.byteLength === 0) return false;

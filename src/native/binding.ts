@@ -80,38 +80,8 @@ export interface Binding {
   chamferScores(query: Float32Array, docs: Float32Array, lengths: Int32Array, dim: number): Float32Array;
   chamferScoresAsync(query: Float32Array, docs: Float32Array, lengths: Int32Array, dim: number): Promise<Float32Array>;
   MultiVectorIndexHandle: new (encoder: FdeEncoderHandle, fdeBits: number) => MultiVectorIndexHandle;
-  applyRope<T extends Float32Array | Uint16Array>(
-    data: T,
-    dtype: 'float32' | 'float16' | 'bfloat16',
-    layout: 'bshd' | 'bhsd',
-    batch: number,
-    seqLen: number,
-    heads: number,
-    headDim: number,
-    rotaryDim: number,
-    positions: Int32Array | Float32Array | Float64Array,
-    invFreq: Float64Array | null,
-    cos: Float32Array | null,
-    sin: Float32Array | null,
-    attentionFactor: number,
-    style: 'neox' | 'interleaved',
-  ): T;
-  applyRopeAsync<T extends Float32Array | Uint16Array>(
-    data: T,
-    dtype: 'float32' | 'float16' | 'bfloat16',
-    layout: 'bshd' | 'bhsd',
-    batch: number,
-    seqLen: number,
-    heads: number,
-    headDim: number,
-    rotaryDim: number,
-    positions: Int32Array | Float32Array | Float64Array,
-    invFreq: Float64Array | null,
-    cos: Float32Array | null,
-    sin: Float32Array | null,
-    attentionFactor: number,
-    style: 'neox' | 'interleaved',
-  ): Promise<T>;
+  applyRope(...args: RopeArgs): Float32Array | Uint16Array;
+  applyRopeAsync(...args: RopeArgs): Promise<Float32Array | Uint16Array>;
   ropeCosSin(
     positions: Int32Array | Float32Array | Float64Array,
     invFreq: Float64Array,
@@ -135,6 +105,24 @@ export interface Binding {
   /** Present in the CUDA addon only. */
   cudaProbe?(): CudaProbe;
 }
+
+/** The native RoPE call's positional arguments (src/rope/apply.ts builds them). */
+export type RopeArgs = [
+  data: Float32Array | Uint16Array,
+  dtype: 'float32' | 'float16' | 'bfloat16',
+  layout: 'bshd' | 'bhsd',
+  batch: number,
+  seqLen: number,
+  heads: number,
+  headDim: number,
+  rotaryDim: number,
+  positions: Int32Array | Float32Array | Float64Array,
+  invFreq: Float64Array | null,
+  cos: Float32Array | null,
+  sin: Float32Array | null,
+  attentionFactor: number,
+  style: 'neox' | 'interleaved',
+];
 
 /** The native attention call's positional arguments (src/attention/attention.ts builds them). */
 export type AttentionArgs = [

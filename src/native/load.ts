@@ -51,6 +51,19 @@ function errorText(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
 }
 
+/**
+ * Opens an addon with every symbol resolved at load time (RTLD_NOW where the platform has it): an addon built
+ * against a stale source list, or a CUDA addon whose libraries are missing a symbol, then fails here with an error
+ * the loader records and passes over, instead of killing the process at its first call into the missing symbol.
+ */
+function openAddon(file: string): Binding {
+  const now = os.constants.dlopen?.RTLD_NOW;
+  if (now === undefined) return requireFromHere(file) as Binding;
+  const module = { exports: {} };
+  process.dlopen(module, file, now);
+  return module.exports as Binding;
+}
+
 /** Loads one addon file; returns the binding, or records why not. */
 function tryLoad(file: string, version: string, attempts: LoadAttempt[]): Binding | undefined {
   if (!fs.existsSync(file)) {
@@ -59,7 +72,7 @@ function tryLoad(file: string, version: string, attempts: LoadAttempt[]): Bindin
   }
   let binding: Binding;
   try {
-    binding = requireFromHere(file) as Binding;
+    binding = openAddon(file);
   } catch (e) {
     attempts.push({ path: file, outcome: `failed to load: ${errorText(e)}` });
     return undefined;

@@ -1,12 +1,12 @@
 // RoPE applied in place to query or key tensors (native, SIMD, threaded); see native/include/tessera/rope.h.
-import type { Binding } from '../native/binding.js';
+import type { RopeArgs } from '../native/binding.js';
 import { binding } from '../native/load.js';
-import { expectFloat32Array, expectInteger, expectOneOf, expectOptions, typeName } from '../core/validate.js';
+import { expectFloat32Array, expectInteger, expectOneOf, expectOptions, expectStorage, typeName, type StorageDType } from '../core/validate.js';
 import { types } from 'node:util';
 
 export type RopeLayout = 'bshd' | 'bhsd';
 export type RopeStyle = 'neox' | 'interleaved';
-export type RopeDType = 'float32' | 'float16' | 'bfloat16';
+export type RopeDType = StorageDType;
 export type RopePositions = Int32Array | Float32Array | Float64Array;
 
 export interface ApplyRopeOptions {
@@ -39,7 +39,6 @@ const OPTION_KEYS: readonly (keyof ApplyRopeOptions)[] = [
   'attentionFactor', 'style', 'dtype',
 ];
 
-type NativeArgs = Parameters<Binding['applyRope']>;
 
 function positionsOf(value: unknown): RopePositions {
   if (types.isInt32Array(value) || types.isFloat32Array(value) || types.isFloat64Array(value)) return value;
@@ -66,18 +65,10 @@ function frequenciesOf(value: unknown): Float64Array {
   throw new TypeError(`Expected "invFreq" to be a Float64Array, Float32Array or array of numbers, got ${typeName(value)}`);
 }
 
-function nativeArgs(data: unknown, options: unknown): NativeArgs {
+function nativeArgs(data: unknown, options: unknown): RopeArgs {
   const o = expectOptions<ApplyRopeOptions>(options, 'options', OPTION_KEYS);
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
-  let dtype: RopeDType;
-  if (types.isFloat32Array(data)) {
-    dtype = o.dtype === undefined ? 'float32' : expectOneOf(o.dtype, 'dtype', ['float32'] as const);
-  } else if (types.isUint16Array(data)) {
-    if (o.dtype === undefined) throw new TypeError('"dtype" is required for Uint16Array data: "float16" or "bfloat16"');
-    dtype = expectOneOf(o.dtype, 'dtype', ['float16', 'bfloat16'] as const);
-  } else {
-    throw new TypeError(`Expected "data" to be a Float32Array (float32) or Uint16Array (float16, bfloat16), got ${typeName(data)}`);
-  }
+  const { dtype } = expectStorage(data, 'data', o.dtype);
   const layout = expectOneOf(o.layout, 'layout', ['bshd', 'bhsd'] as const);
   const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1);
   const seqLen = expectInteger(o.seqLen, 'seqLen', 0);

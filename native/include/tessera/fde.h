@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "tessera/status.h"
@@ -78,10 +79,23 @@ Status chamfer_scores(const float* query, std::size_t query_tokens, const float*
 // dot(a, b) over n floats, accumulated in a fixed order per instruction-set level (for FDE inner products).
 float dot(const float* a, const float* b, std::size_t n) noexcept;
 
-// The encoder's state: a configuration and its matrices (generated, or restored from a file).
+// What encoding derives from the matrices (the SimHash matrix transposed, the count-sketch grouped by output
+// coordinate, the Hamming-distance rings of the partitions); built once per encoder by prepare(). Internal.
+struct Prepared;
+
+// The encoder's state: a configuration, its matrices (generated, or restored from a file), and what encoding derives
+// from them.
 struct State {
   Config config;
   Matrices matrices;
+  std::shared_ptr<const Prepared> prepared;
 };
+
+// Fills state->prepared from its configuration and matrices (invalid_argument when they do not match).
+Status prepare(State* state) noexcept;
+
+// encode() for a prepared state: a call then costs only the encoding itself (one query, say, on every search).
+Status encode(const State& state, const float* tokens, const std::int32_t* lengths, std::size_t count,
+              bool is_document, float* out) noexcept;
 
 }  // namespace tessera::fde

@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <limits>
 #include <new>
 #include <vector>
 
@@ -12,6 +14,19 @@ namespace tessera {
 inline bool bytes_overlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) noexcept {
   const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
   return a_bytes > 0 && b_bytes > 0 && a0 < b0 + b_bytes && b0 < a0 + a_bytes;
+}
+
+// *out = the product of `factors`, or false when it overflows size_t or is too large to count bytes of elements up
+// to 8 bytes wide: the check a kernel makes on an element count built from shape arguments before it touches memory.
+inline bool element_count(std::initializer_list<std::size_t> factors, std::size_t* out) noexcept {
+  constexpr std::size_t kLimit = std::numeric_limits<std::size_t>::max() / 8;
+  std::size_t n = 1;
+  for (std::size_t f : factors) {
+    if (f != 0 && n > kLimit / f) return false;
+    n *= f;
+  }
+  *out = n;
+  return true;
 }
 
 // Asks the OS to back a large buffer that is about to be written for the first time with huge pages (Linux

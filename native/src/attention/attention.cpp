@@ -1,12 +1,12 @@
 // Exact attention: argument checks, the plan, threads over (batch, head, query block); and the LSE merge.
 #include <algorithm>
 #include <cmath>
-#include <initializer_list>
 #include <limits>
 #include <vector>
 
 #include "kernel.h"
 #include "tessera/attention.h"
+#include "tessera/memory.h"
 
 namespace tessera::attention {
 namespace detail {
@@ -40,20 +40,6 @@ namespace {
 
 // Positions are compared as float32 lanes: exact for indices up to 2^24.
 constexpr std::size_t kMaxSequence = std::size_t{1} << 24;
-
-bool multiply(std::size_t a, std::size_t b, std::size_t* out) {
-  if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a) return false;
-  *out = a * b;
-  return true;
-}
-
-bool count(std::initializer_list<std::size_t> factors, std::size_t* out) {
-  std::size_t n = 1;
-  for (std::size_t f : factors)
-    if (!multiply(n, f, &n)) return false;
-  *out = n;
-  return n <= std::numeric_limits<std::size_t>::max() / 8;  // byte counts fit too
-}
 
 detail::Strides strides(const Shape& s, std::size_t heads, std::size_t seq, std::size_t dim) {
   if (s.layout == Layout::bshd) return {seq * heads * dim, dim, heads * dim};
@@ -92,8 +78,10 @@ Status attend(const void* q, const void* k, const void* v, DType dtype, const Sh
     return Status::invalid_argument;
   if (s.seq_q > kMaxSequence || s.seq_k > kMaxSequence) return Status::invalid_argument;
   std::size_t n_q = 0, n_k = 0, n_v = 0, n_o = 0;
-  if (!count({s.batch, s.heads_q, s.seq_q, s.head_dim}, &n_q) || !count({s.batch, s.heads_kv, s.seq_k, s.head_dim}, &n_k) ||
-      !count({s.batch, s.heads_kv, s.seq_k, s.head_dim_v}, &n_v) || !count({s.batch, s.heads_q, s.seq_q, s.head_dim_v}, &n_o))
+  if (!element_count({s.batch, s.heads_q, s.seq_q, s.head_dim}, &n_q) ||
+      !element_count({s.batch, s.heads_kv, s.seq_k, s.head_dim}, &n_k) ||
+      !element_count({s.batch, s.heads_kv, s.seq_k, s.head_dim_v}, &n_v) ||
+      !element_count({s.batch, s.heads_q, s.seq_q, s.head_dim_v}, &n_o))
     return Status::invalid_argument;
   if (!options_valid(s, o)) return Status::invalid_argument;
   if (n_o == 0) return Status::ok;
@@ -142,7 +130,8 @@ Status attend(const void* q, const void* k, const void* v, DType dtype, const Sh
 Status merge_states(const float* out_a, const float* lse_a, const float* out_b, const float* lse_b,
                     const MergeShape& s, float* out, float* lse) noexcept {
   std::size_t rows = 0, total = 0;
-  if (!count({s.batch, s.heads, s.seq}, &rows) || !multiply(rows, s.dim, &total) || s.dim == 0) return Status::invalid_argument;
+  if (!element_count({s.batch, s.heads, s.seq}, &rows) || !element_count({rows, s.dim}, &total) || s.dim == 0)
+    return Status::invalid_argument;
   if (rows == 0) return Status::ok;
   if (!out_a || !lse_a || !out_b || !lse_b || !out || !lse) return Status::invalid_argument;
   // Row (b, t, h) of a bshd output, or (b, h, t) of a bhsd one; LSEs are [batch, heads, seq] either way.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "../common/half_simd.h"
 #include "kernel.h"
 #include "tessera/half.h"
 
@@ -49,31 +50,16 @@ struct V {
     if (t == DType::f32) return void(std::memcpy(dst, src, n * sizeof(float)));
     const auto* h = static_cast<const std::uint16_t*>(src);
     std::size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i));
-      _mm512_storeu_ps(dst + i, t == DType::f16 ? _mm512_cvtph_ps(bits)
-                                                : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16)));
-    }
+    for (; i + 16 <= n; i += 16)
+      _mm512_storeu_ps(dst + i, half_simd::widen16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i)), t == DType::bf16));
     for (; i < n; ++i) dst[i] = t == DType::f16 ? f16_to_f32(h[i]) : bf16_to_f32(h[i]);
   }
   static void store_row(void* dst, const float* src, std::size_t n, DType t) {
     if (t == DType::f32) return void(std::memcpy(dst, src, n * sizeof(float)));
     auto* h = static_cast<std::uint16_t*>(dst);
     std::size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      const __m512 v = _mm512_loadu_ps(src + i);
-      __m256i words;
-      if (t == DType::f16) {
-        words = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      } else {  // round to nearest even on the upper 16 bits; NaN stays a quiet NaN
-        const __m512i bits = _mm512_castps_si512(v), high = _mm512_srli_epi32(bits, 16);
-        __m512i rounded = _mm512_srli_epi32(
-            _mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF)), _mm512_and_si512(high, _mm512_set1_epi32(1))), 16);
-        rounded = _mm512_mask_or_epi32(rounded, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), high, _mm512_set1_epi32(0x40));
-        words = _mm512_cvtepi32_epi16(rounded);
-      }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + i), words);
-    }
+    for (; i + 16 <= n; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + i), half_simd::narrow16(_mm512_loadu_ps(src + i), t == DType::bf16));
     for (; i < n; ++i) h[i] = t == DType::f16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
   }
 };
@@ -121,21 +107,16 @@ struct V {
     if (t == DType::f32) return void(std::memcpy(dst, src, n * sizeof(float)));
     const auto* h = static_cast<const std::uint16_t*>(src);
     std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i));
-      _mm256_storeu_ps(dst + i, t == DType::f16 ? _mm256_cvtph_ps(bits)
-                                                : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16)));
-    }
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(dst + i, half_simd::widen8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i)), t == DType::bf16));
     for (; i < n; ++i) dst[i] = t == DType::f16 ? f16_to_f32(h[i]) : bf16_to_f32(h[i]);
   }
   static void store_row(void* dst, const float* src, std::size_t n, DType t) {
     if (t == DType::f32) return void(std::memcpy(dst, src, n * sizeof(float)));
     auto* h = static_cast<std::uint16_t*>(dst);
     std::size_t i = 0;
-    if (t == DType::f16)
-      for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i + 8 <= n; i += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), half_simd::narrow8(_mm256_loadu_ps(src + i), t == DType::bf16));
     for (; i < n; ++i) h[i] = t == DType::f16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
   }
 };

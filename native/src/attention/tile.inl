@@ -50,8 +50,9 @@ inline typename V::reg tanh_v(typename V::reg y) {
   return V::select(V::lt(y, V::zero()), V::sub(V::zero(), th), th);
 }
 
-inline const std::uint8_t* at(const std::uint8_t* base, const Plan& p, const Strides& s, std::size_t b, std::size_t h,
-                              std::size_t token) {
+// The row of (batch b, head h, token) in a tensor with these strides: const for inputs, writable for the output.
+template <class Byte>
+inline Byte* at(Byte* base, const Plan& p, const Strides& s, std::size_t b, std::size_t h, std::size_t token) {
   return base + (b * s.batch + h * s.head + token * s.token) * p.element_bytes;
 }
 
@@ -322,7 +323,7 @@ void run_unit(const Plan& p, std::size_t unit, Scratch& s) {
       float* row = L.o.data() + r * vstride;
       const float inverse = l > 0.0f ? 1.0f / l : 0.0f;
       for (std::size_t d = 0; d < dim_v; ++d) row[d] *= inverse;
-      V::store_row(const_cast<std::uint8_t*>(at(p.out, p, p.os, b, h, first[sb] + r)), row, dim_v, p.dtype);
+      V::store_row(at(p.out, p, p.os, b, h, first[sb] + r), row, dim_v, p.dtype);
       if (p.lse) p.lse[(b * sh.heads_q + h) * sh.seq_q + first[sb] + r] = l > 0.0f ? L.m[r] + std::log(l) : kNegInf;
     }
   }

@@ -40,10 +40,61 @@ struct Workspace {
   std::vector<float> fill_row;            // dense / identity: one token, projected
 };
 
+}  // namespace
+
+struct Prepared {
+  std::vector<float> simhash_t;                  // G^T: (R k) x dim, so the sketches are one product
+  std::vector<std::uint32_t> start, coordinate;  // count-sketch: per repetition, input coordinates by output one
+  std::vector<float> sign;
+  std::vector<std::uint64_t> rings;              // partitions <= 64: rings[q (k + 1) + d], patterns at distance d
+};
+
+namespace {
+
+std::shared_ptr<const Prepared> derive(const Config& c, const Matrices& m) {
+  auto out = std::make_shared<Prepared>();
+  const std::size_t k = c.simhash_bits, rk = c.repetitions * k, partitions = c.partitions(), p = c.p();
+  if (partitions <= 64 && k > 0) {
+    out->rings.assign(partitions * (k + 1), 0);
+    for (std::size_t q = 0; q < partitions; ++q)
+      for (std::size_t other = 0; other < partitions; ++other)
+        out->rings[q * (k + 1) + static_cast<std::size_t>(std::popcount(q ^ other))] |= std::uint64_t{1} << other;
+  }
+  out->simhash_t.resize(rk * c.dim);
+  for (std::size_t i = 0; i < c.dim; ++i)
+    for (std::size_t j = 0; j < rk; ++j) out->simhash_t[j * c.dim + i] = m.simhash[i * rk + j];
+  if (c.projection == Projection::countsketch) {
+    // The one ±1 of each row of the (dense-stored) sketch, grouped by output coordinate: per repetition,
+    // start[c]..start[c + 1] index the input coordinates (ascending) that go to output coordinate c.
+    out->start.assign(c.repetitions * (p + 1), 0);
+    out->coordinate.resize(c.repetitions * c.dim);
+    out->sign.resize(c.repetitions * c.dim);
+    std::vector<std::uint32_t> column(c.dim);
+    for (std::size_t r = 0; r < c.repetitions; ++r) {
+      std::uint32_t* start = out->start.data() + r * (p + 1);
+      for (std::size_t i = 0; i < c.dim; ++i) {
+        const float* row = m.projection.data() + (r * c.dim + i) * p;
+        std::size_t col = 0;
+        while (col + 1 < p && row[col] == 0.0f) ++col;
+        column[i] = static_cast<std::uint32_t>(col);
+        ++start[col + 1];
+      }
+      for (std::size_t col = 0; col < p; ++col) start[col + 1] += start[col];
+      std::vector<std::uint32_t> next(start, start + p);
+      for (std::size_t i = 0; i < c.dim; ++i) {  // ascending i within each group
+        const std::size_t e = r * c.dim + next[column[i]]++;
+        out->coordinate[e] = static_cast<std::uint32_t>(i);
+        out->sign[e] = m.projection[(r * c.dim + i) * p + column[i]] < 0.0f ? -1.0f : 1.0f;
+      }
+    }
+  }
+  return out;
+}
+
 class Encoder {
  public:
-  Encoder(const Config& c, const Matrices& m, bool document)
-      : c_(c), m_(m), document_(document), k_(c.simhash_bits), rk_(c.repetitions * c.simhash_bits),
+  Encoder(const Config& c, const Matrices& m, const Prepared& d, bool document)
+      : c_(c), m_(m), d_(d), document_(document), k_(c.simhash_bits), rk_(c.repetitions * c.simhash_bits),
         partitions_(c.partitions()), p_(c.p()) {
     const SimdLevel level = active_simd_level();
     gemm_ = detail::gemm(level);
@@ -54,40 +105,6 @@ class Encoder {
     accumulate_ = detail::accumulate_rows(level);
     centroids_ = detail::centroids(level);
     stream_ = detail::stream_rows(level);
-    if (partitions_ <= 64 && k_ > 0) {  // rings_[q (k + 1) + d]: the patterns at Hamming distance d from q
-      rings_.assign(partitions_ * (k_ + 1), 0);
-      for (std::size_t q = 0; q < partitions_; ++q)
-        for (std::size_t other = 0; other < partitions_; ++other)
-          rings_[q * (k_ + 1) + static_cast<std::size_t>(std::popcount(q ^ other))] |= std::uint64_t{1} << other;
-    }
-    // G^T, so the sketches are one product with the transposed tokens.
-    simhash_t_.resize(rk_ * c.dim);
-    transpose_(m.simhash.data(), c.dim, rk_, rk_, simhash_t_.data(), c.dim);
-    if (c.projection == Projection::countsketch) {
-      // The one ±1 of each row of the (dense-stored) sketch, grouped by output coordinate: per repetition,
-      // start[c]..start[c + 1] index the input coordinates (ascending) that go to output coordinate c.
-      start_.assign(c.repetitions * (p_ + 1), 0);
-      coordinate_.resize(c.repetitions * c.dim);
-      sign_.resize(c.repetitions * c.dim);
-      for (std::size_t r = 0; r < c.repetitions; ++r) {
-        std::uint32_t* start = start_.data() + r * (p_ + 1);
-        std::vector<std::vector<std::uint32_t>> groups(p_);
-        for (std::size_t i = 0; i < c.dim; ++i) {
-          const float* row = m.projection.data() + (r * c.dim + i) * p_;
-          std::size_t col = 0;
-          while (col + 1 < p_ && row[col] == 0.0f) ++col;
-          groups[col].push_back(static_cast<std::uint32_t>(i));
-        }
-        std::size_t e = r * c.dim;
-        for (std::size_t col = 0; col < p_; ++col) {
-          start[col + 1] = start[col] + static_cast<std::uint32_t>(groups[col].size());
-          for (std::uint32_t i : groups[col]) {
-            coordinate_[e] = i;
-            sign_[e++] = m.projection[(r * c.dim + i) * p_ + col] < 0.0f ? -1.0f : 1.0f;
-          }
-        }
-      }
-    }
   }
 
   void encode(const float* x, std::size_t n, Workspace& w, float* out) const {
@@ -99,7 +116,7 @@ class Encoder {
       for (std::size_t i = 0; i < dim; ++i) std::fill(&w.xt[i * n16 + n], &w.xt[i * n16 + n16], 0.0f);
     if (k_ > 0) {
       w.sketch.resize(rk_ * n16);
-      gemm_(simhash_t_.data(), dim, w.xt.data(), n16, w.sketch.data(), n16, rk_, dim, n16);
+      gemm_(d_.simhash_t.data(), dim, w.xt.data(), n16, w.sketch.data(), n16, rk_, dim, n16);
     }
     // Each repetition's block is built in cache (w.block) and then streamed to the output, which is written once
     // without being read; with a final projection the whole encoding stays in w.block until it is projected.
@@ -143,7 +160,7 @@ class Encoder {
   void sketch_and_sum(Workspace& w, std::size_t n, std::size_t n16, std::size_t r, float* block) const {
     const std::size_t dim = c_.dim;
     w.yt.resize(p_ * n16);
-    sketch_(w.yt.data(), w.xt.data(), start_.data() + r * (p_ + 1), coordinate_.data() + r * dim, sign_.data() + r * dim,
+    sketch_(w.yt.data(), w.xt.data(), d_.start.data() + r * (p_ + 1), d_.coordinate.data() + r * dim, d_.sign.data() + r * dim,
             p_, n16);
     std::fill(block, block + partitions_ * p_, 0.0f);
     accumulate_(block, w.yt.data(), n16, w.partition.data(), n, p_);
@@ -226,7 +243,7 @@ class Encoder {
         w.occupied.push_back(pattern);
         w.best[pattern] = w.first[g];
       }
-    if (!rings_.empty()) nearest_by_rings(w);
+    if (!d_.rings.empty()) nearest_by_rings(w);
     else if (empty * w.occupied.size() <= partitions_ * k_) nearest_by_scan(w);
     else nearest_by_search(w);
   }
@@ -239,7 +256,7 @@ class Encoder {
     for (std::size_t g = 0; g < partitions_; ++g) {
       if (w.count[g] != 0) continue;
       const std::size_t pattern = g ^ (g >> 1);
-      const std::uint64_t* ring = &rings_[pattern * (k_ + 1)];
+      const std::uint64_t* ring = &d_.rings[pattern * (k_ + 1)];
       for (std::size_t d = 1; d <= k_; ++d) {
         std::uint64_t sources = occupied & ring[d];
         if (sources == 0) continue;
@@ -293,6 +310,7 @@ class Encoder {
 
   const Config& c_;
   const Matrices& m_;
+  const Prepared& d_;
   bool document_;
   detail::GemmFn gemm_;
   detail::AddFn add_;
@@ -303,40 +321,65 @@ class Encoder {
   detail::CentroidFn centroids_;
   detail::StreamFn stream_;
   std::size_t k_, rk_, partitions_, p_;
-  std::vector<float> simhash_t_;
-  std::vector<std::uint64_t> rings_;
-  std::vector<std::uint32_t> start_, coordinate_;
-  std::vector<float> sign_;
 };
 
 }  // namespace
 
+namespace {
+
+Status encode_prepared(const Config& c, const Matrices& m, const Prepared& d, const float* tokens,
+                       const std::int32_t* lengths, std::size_t count, bool is_document, float* out) {
+  if (count == 0) return Status::ok;
+  if (!tokens || !lengths || !out) return Status::invalid_argument;
+  std::vector<std::size_t> offsets(count + 1, 0);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (lengths[i] <= 0) return Status::invalid_argument;  // an empty cloud has no encoding
+    offsets[i + 1] = offsets[i] + static_cast<std::size_t>(lengths[i]);
+  }
+  const Encoder encoder(c, m, d, is_document);
+  advise_huge_pages(out, count * c.output_dim() * sizeof(float));  // batches of FDEs run to hundreds of MiB
+  // Chunks of consecutive clouds whose outputs fill about a huge page, so two threads rarely fault in (and wait on
+  // the zeroing of) the same page; at least four chunks a thread, for balance.
+  const std::size_t out_dim = c.output_dim();
+  const std::size_t grain = std::max<std::size_t>(
+      1, std::min(grain_for_bytes(out_dim * sizeof(float), std::size_t{2} << 20), count / (4 * thread_count())));
+  const std::size_t slots = slots_for(count, grain);
+  std::vector<Workspace> workspaces(slots);
+  auto body = [&](std::size_t begin, std::size_t end, std::size_t slot) {
+    for (std::size_t i = begin; i < end; ++i)
+      encoder.encode(tokens + offsets[i] * c.dim, offsets[i + 1] - offsets[i], workspaces[slot], out + i * out_dim);
+    detail::store_fence();  // streamed stores are visible before the chunk counts as done
+  };
+  return parallel_for(count, grain, body, slots);
+}
+
+}  // namespace
+
+Status prepare(State* state) noexcept {
+  if (!state || !matches(state->config, state->matrices)) return Status::invalid_argument;
+  try {
+    state->prepared = derive(state->config, state->matrices);
+    return Status::ok;
+  } catch (...) {
+    return Status::out_of_memory;
+  }
+}
+
+Status encode(const State& state, const float* tokens, const std::int32_t* lengths, std::size_t count,
+              bool is_document, float* out) noexcept {
+  if (!state.prepared) return Status::invalid_argument;
+  try {
+    return encode_prepared(state.config, state.matrices, *state.prepared, tokens, lengths, count, is_document, out);
+  } catch (...) {
+    return Status::out_of_memory;
+  }
+}
+
 Status encode(const Config& c, const Matrices& m, const float* tokens, const std::int32_t* lengths, std::size_t count,
               bool is_document, float* out) noexcept {
   if (!matches(c, m)) return Status::invalid_argument;
-  if (count == 0) return Status::ok;
-  if (!tokens || !lengths || !out) return Status::invalid_argument;
   try {
-    std::vector<std::size_t> offsets(count + 1, 0);
-    for (std::size_t i = 0; i < count; ++i) {
-      if (lengths[i] <= 0) return Status::invalid_argument;  // an empty cloud has no encoding
-      offsets[i + 1] = offsets[i] + static_cast<std::size_t>(lengths[i]);
-    }
-    const Encoder encoder(c, m, is_document);
-    advise_huge_pages(out, count * c.output_dim() * sizeof(float));  // batches of FDEs run to hundreds of MiB
-    // Chunks of consecutive clouds whose outputs fill about a huge page, so two threads rarely fault in (and wait on
-    // the zeroing of) the same page; at least four chunks a thread, for balance.
-    const std::size_t out_dim = c.output_dim();
-    const std::size_t grain = std::max<std::size_t>(
-        1, std::min(grain_for_bytes(out_dim * sizeof(float), std::size_t{2} << 20), count / (4 * thread_count())));
-    const std::size_t slots = slots_for(count, grain);
-    std::vector<Workspace> workspaces(slots);
-    auto body = [&](std::size_t begin, std::size_t end, std::size_t slot) {
-      for (std::size_t i = begin; i < end; ++i)
-        encoder.encode(tokens + offsets[i] * c.dim, offsets[i + 1] - offsets[i], workspaces[slot], out + i * out_dim);
-      detail::store_fence();  // streamed stores are visible before the chunk counts as done
-    };
-    return parallel_for(count, grain, body, slots);
+    return encode_prepared(c, m, *derive(c, m), tokens, lengths, count, is_document, out);
   } catch (...) {
     return Status::out_of_memory;
   }

@@ -189,19 +189,12 @@ void transpose_scalar(const float* src, std::size_t rows, std::size_t cols, std:
 }
 
 #if TESSERA_X86
-template <bool Subtract>
-TESSERA_TARGET_AVX512 inline __m512 add_or_subtract(__m512 a, __m512 b) {
-  if constexpr (Subtract) return _mm512_sub_ps(a, b);
-  else return _mm512_add_ps(a, b);
-}
-
-template <bool Subtract>
-TESSERA_TARGET_AVX512 inline void add_avx512(float* dst, const float* src, std::size_t n) {
+TESSERA_TARGET_AVX512 void add_avx512(float* dst, const float* src, std::size_t n) {
   std::size_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, add_or_subtract<Subtract>(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
   if (i < n) {
     const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(dst + i, m, add_or_subtract<Subtract>(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
   }
 }
 
@@ -378,7 +371,7 @@ TESSERA_TARGET_AVX512 void transpose_avx512(const float* src, std::size_t rows, 
 
 AddFn add_rows(SimdLevel level) noexcept {
 #if TESSERA_X86
-  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return add_avx512<false>;
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return add_avx512;
 #endif
   (void)level;
   return add_scalar;

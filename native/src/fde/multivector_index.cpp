@@ -71,7 +71,7 @@ Status MultiVectorIndex::add(const std::int32_t* ids, std::size_t count, const f
     // Encode outside the lock: searches continue meanwhile.
     const Config& c = encoder_->config;
     std::vector<float> fdes(count * c.output_dim());
-    Status s = encode(c, encoder_->matrices, tokens, lengths, count, true, fdes.data());
+    Status s = encode(*encoder_, tokens, lengths, count, true, fdes.data());
     if (s != Status::ok) return s;
     std::vector<std::uint8_t> codes;
     if (fde_bits_ > 0) {
@@ -151,7 +151,7 @@ Status MultiVectorIndex::search(const float* query, std::size_t query_tokens, st
     const Config& c = encoder_->config;
     std::vector<float> fde(c.output_dim());
     const auto nq = static_cast<std::int32_t>(query_tokens);
-    Status s = encode(c, encoder_->matrices, query, &nq, 1, false, fde.data());
+    Status s = encode(*encoder_, query, &nq, 1, false, fde.data());
     if (s != Status::ok) return s;
     std::shared_lock lock(mutex_);
     const std::size_t n = ids_.size();

@@ -4,17 +4,12 @@
 #include <vector>
 
 #include "kernels.h"
+#include "tessera/memory.h"
 #include "tessera/rope.h"
 #include "tessera/runtime.h"
 
 namespace tessera::rope {
 namespace {
-
-bool multiply(std::size_t a, std::size_t b, std::size_t* out) {
-  if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a) return false;
-  *out = a * b;
-  return true;
-}
 
 std::size_t element_bytes(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
 
@@ -59,8 +54,8 @@ Status apply(void* data, DType dtype, const Shape& shape, Style style, const Pos
   const std::size_t rot = shape.rotary_dim, half = rot / 2;
   if (rot == 0 || rot % 2 != 0 || rot > shape.head_dim) return Status::invalid_argument;
   std::size_t tokens = 0, heads_dims = 0, elements = 0;
-  if (!multiply(shape.batch, shape.seq_len, &tokens) || !multiply(shape.heads, shape.head_dim, &heads_dims) ||
-      !multiply(tokens, heads_dims, &elements) || elements > std::numeric_limits<std::size_t>::max() / 8)
+  if (!element_count({shape.batch, shape.seq_len}, &tokens) || !element_count({shape.heads, shape.head_dim}, &heads_dims) ||
+      !element_count({tokens, heads_dims}, &elements))
     return Status::invalid_argument;
   if (!angles_valid(angles, half)) return Status::invalid_argument;
   const std::size_t position_count = positions.per_batch ? tokens : shape.seq_len;
@@ -130,7 +125,7 @@ Status cos_sin(const Positions& positions, std::size_t count, const double* inv_
     if (!std::isfinite(inv_freq[i])) return Status::invalid_argument;
   if (!positions_valid(positions, count, 0)) return Status::invalid_argument;
   std::size_t total = 0;
-  if (!multiply(count, half, &total)) return Status::invalid_argument;
+  if (!element_count({count, half}, &total)) return Status::invalid_argument;
   if (count == 0) return Status::ok;
   if (!cos || !sin) return Status::invalid_argument;
   const detail::AnglesFn angles_of = detail::angles(active_simd_level());

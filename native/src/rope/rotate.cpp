@@ -2,6 +2,9 @@
 // rotated with the same arithmetic, and rounded back to nearest even.
 #include <cstdint>
 
+#include <type_traits>
+
+#include "../common/half_simd.h"
 #include "../common/simd.h"
 #include "kernels.h"
 #include "tessera/half.h"
@@ -70,29 +73,19 @@ struct F32x16 {
   TESSERA_TARGET_AVX512 static __m512 load(const T* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
   TESSERA_TARGET_AVX512 static void store(T* p, __mmask16 m, __m512 v) { _mm512_mask_storeu_ps(p, m, v); }
 };
-struct F16x16 {
+// Half storage, bfloat16 when Brain (16 lanes, masked).
+template <bool Brain>
+struct Halfx16 {
   using T = std::uint16_t;
   TESSERA_TARGET_AVX512 static __m512 load(const T* p, __mmask16 m) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+    return half_simd::widen16(_mm256_maskz_loadu_epi16(m, p), Brain);
   }
   TESSERA_TARGET_AVX512 static void store(T* p, __mmask16 m, __m512 v) {
-    _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm256_mask_storeu_epi16(p, m, half_simd::narrow16(v, Brain));
   }
 };
-struct BF16x16 {
-  using T = std::uint16_t;
-  TESSERA_TARGET_AVX512 static __m512 load(const T* p, __mmask16 m) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
-  }
-  TESSERA_TARGET_AVX512 static void store(T* p, __mmask16 m, __m512 v) {
-    const __m512i bits = _mm512_castps_si512(v), high = _mm512_srli_epi32(bits, 16);
-    const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
-    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF)), lsb), 16);
-    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    rounded = _mm512_mask_or_epi32(rounded, nan, high, _mm512_set1_epi32(0x40));  // NaN stays a quiet NaN
-    _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(rounded));
-  }
-};
+using F16x16 = Halfx16<false>;
+using BF16x16 = Halfx16<true>;
 
 TESSERA_TARGET_AVX512 inline __mmask16 tail_mask(std::size_t left) {
   return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
@@ -130,36 +123,20 @@ struct F32x8 {
   TESSERA_TARGET_AVX2 static __m256 load(const T* p) { return _mm256_loadu_ps(p); }
   TESSERA_TARGET_AVX2 static void store(T* p, __m256 v) { _mm256_storeu_ps(p, v); }
 };
-struct F16x8 {
+// Half storage, bfloat16 when Brain (8 lanes; tails go scalar).
+template <bool Brain>
+struct Halfx8 {
   using T = std::uint16_t;
-  using Scalar = F16;
+  using Scalar = std::conditional_t<Brain, BF16, F16>;
   TESSERA_TARGET_AVX2 static __m256 load(const T* p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return half_simd::widen8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), Brain);
   }
   TESSERA_TARGET_AVX2 static void store(T* p, __m256 v) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), half_simd::narrow8(v, Brain));
   }
 };
-struct BF16x8 {
-  using T = std::uint16_t;
-  using Scalar = BF16;
-  TESSERA_TARGET_AVX2 static __m256 load(const T* p) {
-    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-  }
-  TESSERA_TARGET_AVX2 static void store(T* p, __m256 v) {
-    const __m256i bits = _mm256_castps_si256(v), high = _mm256_srli_epi32(bits, 16);
-    const __m256i lsb = _mm256_and_si256(high, _mm256_set1_epi32(1));
-    const __m256i rounded =
-        _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7FFF)), lsb), 16);
-    const __m256i quiet = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
-    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    const __m256i words = _mm256_blendv_epi8(rounded, quiet, nan);
-    // Each 32-bit lane holds a value below 2^16: pack to 16 bits (per 128-bit lane), then join the two halves.
-    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(words, words), 0x08);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
-  }
-};
+using F16x8 = Halfx8<false>;
+using BF16x8 = Halfx8<true>;
 
 template <class E>
 TESSERA_TARGET_AVX2 void neox_avx2(void* row, std::size_t half, const float* cos, const float* sin) {

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { capabilities, chamferScores, chamferScoresAsync, FdeEncoder, Rng, setSimd, setThreads } from '../src/index.js';
-import { loadColbert, randomFloats, sameBytes, sharedDataAvailable } from './helpers.js';
+import { loadColbert, randomFloats, sameBytes, sharedDataAvailable, splitmixStream as stream, splitmixU64 as u64 } from './helpers.js';
 
 const defaultThreads = capabilities().threads;
 afterEach(() => {
@@ -11,15 +11,6 @@ afterEach(() => {
   setThreads(defaultThreads);
 });
 
-const M = (1n << 64n) - 1n;
-const GAMMA = 0x9e3779b97f4a7c15n;
-function mix(z: bigint): bigint {
-  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
-  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
-  return z ^ (z >> 31n);
-}
-const u64 = (seed: bigint, i: bigint) => mix((seed + (i + 1n) * GAMMA) & M);
-const stream = (seed: bigint, kind: bigint, r: bigint) => mix(seed ^ mix(((kind << 32n) | r) + GAMMA));
 
 /**
  * The algorithm in float64 from the encoder's own matrices (Google's reference semantics). Returns undefined when

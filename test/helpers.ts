@@ -120,3 +120,16 @@ export function loadColbert() {
     qrels: manifest.qrels ?? {},
   };
 }
+
+// An independent BigInt model of the generator specified in native/include/tessera/rng.h (SplitMix64, counter-based).
+export const U64_MASK = (1n << 64n) - 1n;
+export const SPLITMIX_GAMMA = 0x9e3779b97f4a7c15n;
+export function splitmixMix(z: bigint): bigint {
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & U64_MASK;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & U64_MASK;
+  return z ^ (z >> 31n);
+}
+/** Word i of the stream with this seed. */
+export const splitmixU64 = (seed: bigint, i: bigint) => splitmixMix((seed + (i + 1n) * SPLITMIX_GAMMA) & U64_MASK);
+/** A derived seed: the stream for (kind, repetition) of a seed, as the FDE matrices use it. */
+export const splitmixStream = (seed: bigint, kind: bigint, r: bigint) => splitmixMix(seed ^ splitmixMix(((kind << 32n) | r) + SPLITMIX_GAMMA));

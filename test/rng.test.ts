@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
 import { Rng, RNG_ALGORITHM_VERSION, setThreads, capabilities } from '../src/index.js';
-import { sameBytes } from './helpers.js';
+import { sameBytes, splitmixMix as mix, splitmixU64 as u64, SPLITMIX_GAMMA as GAMMA, U64_MASK as M } from './helpers.js';
 
-// An independent BigInt implementation of the specification in native/include/tessera/rng.h.
-const M = (1n << 64n) - 1n;
-const GAMMA = 0x9e3779b97f4a7c15n;
-function mix(z: bigint): bigint {
-  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
-  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
-  return z ^ (z >> 31n);
-}
-const u64 = (seed: bigint, i: bigint) => mix((seed + (i + 1n) * GAMMA) & M);
+// Uniforms and normals from the independent BigInt generator model (helpers.ts), as native/include/tessera/rng.h specifies them.
 const uniform01 = (u: bigint) => Number(u >> 11n) * 2 ** -53;
 const uniform01f = (u: bigint) => Number(u >> 40n) * 2 ** -24;
 function normal(seed: bigint, i: bigint): number {

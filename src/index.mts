@@ -55,5 +55,8 @@ export {
   attention,
   attentionAsync,
   mergeAttentionStates,
+  KvCache,
+  selfExtendAttention,
+  selfExtendAttentionAsync,
 } from './index.js';
 export type * from './index.js';

@@ -98,3 +98,12 @@ export type {
 } from './rope/index.js';
 export { attention, attentionAsync, mergeAttentionStates } from './attention/index.js';
 export type { AttentionOptions, AttentionResult, AttentionDType, MergeAttentionOptions } from './attention/index.js';
+export { KvCache, selfExtendAttention, selfExtendAttentionAsync } from './attention/index.js';
+export type {
+  KvCacheOptions,
+  KvAppendOptions,
+  KvAttendOptions,
+  KvAttendResult,
+  KvEviction,
+  SelfExtendAttentionOptions,
+} from './attention/index.js';

@@ -21,13 +21,17 @@ class KernelWorker final : public Napi::AsyncWorker {
   using Kernel = std::function<Status()>;
 
   using Finish = std::function<void(Napi::Object result)>;
+  using Settled = std::function<void()>;
 
   // Queues `kernel`; the returned Promise resolves to `result` (after `finish`, on the JS thread, may complete it
-  // with what the kernel found) or rejects with the kernel's failure.
+  // with what the kernel found) or rejects with the kernel's failure. `settled` runs on the JS thread just before
+  // the Promise settles either way (an owner that refuses mutations while the kernel runs clears its flag there).
   static Napi::Promise Start(Napi::Env env, const char* name, Kernel kernel, Napi::Object result,
-                             const std::vector<Napi::Object>& keep_alive, Finish finish = nullptr) {
+                             const std::vector<Napi::Object>& keep_alive, Finish finish = nullptr,
+                             Settled settled = nullptr) {
     auto* worker = new KernelWorker(env, name, std::move(kernel), result, keep_alive);
     worker->finish_ = std::move(finish);
+    worker->settled_ = std::move(settled);
     Napi::Promise promise = worker->deferred_.Promise();
     worker->Napi::AsyncWorker::Queue();  // libuv owns it from here; it deletes itself after OnOK / OnError
     return promise;
@@ -44,12 +48,14 @@ class KernelWorker final : public Napi::AsyncWorker {
   }
 
   void OnOK() override {
+    if (settled_) settled_();
     Napi::Object result = result_.Value();
     if (finish_) finish_(result);
     deferred_.Resolve(result);
   }
 
   void OnError(const Napi::Error& e) override {
+    if (settled_) settled_();
     // Same classes as the synchronous path: a shape problem is a RangeError, anything else an Error.
     if (status_ == Status::invalid_argument)
       deferred_.Reject(Napi::RangeError::New(Env(), e.Message()).Value());
@@ -68,6 +74,7 @@ class KernelWorker final : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Kernel kernel_;
   Finish finish_;
+  Settled settled_;
   Napi::ObjectReference result_;
   std::vector<Napi::ObjectReference> keep_alive_;
   std::string name_;

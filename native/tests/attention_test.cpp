@@ -9,6 +9,7 @@
 
 #include "tessera/attention.h"
 #include "tessera/half.h"
+#include "tessera/kv_cache.h"
 #include "tessera/rng.h"
 #include "test_util.h"
 
@@ -276,4 +277,69 @@ TEST_CASE("merging two attention states over a key split equals attention over a
   REQUIRE(at::merge_states(oa.data(), empty_lse.data(), oc.data(), empty_lse.data(), ms, merged.data(), merged_lse.data()) == Status::ok);
   CHECK(std::all_of(merged.begin(), merged.end(), [](float x) { return x == 0.0f; }));
   CHECK(std::all_of(merged_lse.begin(), merged_lse.end(), [](float x) { return std::isinf(x) && x < 0; }));
+}
+
+TEST_CASE("a KV cache with eviction attends like the Λ / sliding mask over the whole history") {
+  const std::size_t heads_q = 4, heads_kv = 2, dim = 20, total = 90;
+  const std::vector<std::size_t> chunks = {7, 1, 1, 1, 12, 1, 1, 30, 1, 1, 1, 1, 32};
+  for (const at::Eviction eviction : {at::Eviction::none, at::Eviction::sliding, at::Eviction::lambda}) {
+    at::KvCacheConfig c;
+    c.layers = 1, c.batch = 2, c.heads_kv = heads_kv, c.head_dim = dim, c.head_dim_v = dim;
+    c.eviction = eviction;
+    c.window = eviction == at::Eviction::none ? 0 : 9;
+    c.global_tokens = eviction == at::Eviction::lambda ? 4 : 0;
+    REQUIRE(at::KvCache::validate(c) == Status::ok);
+    at::KvCache cache(c);
+    const std::vector<float> q = normals(c.batch * total * heads_q * dim, 1), k = normals(c.batch * total * heads_kv * dim, 2),
+                             v = normals(c.batch * total * heads_kv * dim, 3);
+    // The reference: every token's query over the whole history with the cache's mask in absolute positions.
+    at::Shape full;
+    full.batch = c.batch, full.heads_q = heads_q, full.heads_kv = heads_kv, full.seq_q = total, full.seq_k = total;
+    full.head_dim = dim, full.head_dim_v = dim;
+    at::Options mask;
+    mask.scale = 0.2f, mask.causal = true, mask.window = c.window, mask.global_tokens = c.global_tokens;
+    std::vector<double> want, want_lse;
+    reference(std::vector<double>(q.begin(), q.end()), std::vector<double>(k.begin(), k.end()),
+              std::vector<double>(v.begin(), v.end()), full, mask, want, want_lse);
+    auto rows = [&](const std::vector<float>& x, std::size_t heads, std::size_t from, std::size_t n) {
+      std::vector<float> out(c.batch * n * heads * dim);
+      for (std::size_t b = 0; b < c.batch; ++b)
+        std::copy_n(x.begin() + ((b * total + from) * heads) * dim, n * heads * dim, out.begin() + b * n * heads * dim);
+      return out;
+    };
+    std::size_t at_token = 0;
+    for (const std::size_t n : chunks) {
+      const auto kk = rows(k, heads_kv, at_token, n), vv = rows(v, heads_kv, at_token, n), qq = rows(q, heads_q, at_token, n);
+      REQUIRE(cache.append(0, kk.data(), vv.data(), at::DType::f32, n) == Status::ok);
+      at::KvAttendOptions o;
+      o.scale = 0.2f;
+      std::vector<float> out(qq.size(), std::numeric_limits<float>::quiet_NaN());  // poisoned
+      REQUIRE(cache.attend(0, qq.data(), at::DType::f32, heads_q, n, o, out.data(), nullptr) == Status::ok);
+      double err = 0;
+      for (std::size_t b = 0; b < c.batch; ++b)
+        for (std::size_t t = 0; t < n; ++t)
+          for (std::size_t x = 0; x < heads_q * dim; ++x)
+            err = std::max(err, std::fabs(out[(b * n + t) * heads_q * dim + x] - want[((b * total + at_token + t) * heads_q) * dim + x]));
+      CHECK(err < 2e-6);
+      at_token += n;
+      CHECK(cache.position(0) == at_token);
+      if (eviction != at::Eviction::none) CHECK(cache.stored(0) <= c.global_tokens + 2 * c.window + 32);
+    }
+    REQUIRE(at_token == total);
+    // Queries beyond the kept run, a bad layer, and an evicting cache given its own mask are refused.
+    std::vector<float> out(c.batch * 64 * heads_q * dim);
+    at::KvAttendOptions o;
+    o.scale = 0.2f;
+    if (eviction != at::Eviction::none)
+      CHECK(cache.attend(0, q.data(), at::DType::f32, heads_q, cache.max_queries(0) + 1, o, out.data(), nullptr) ==
+            Status::invalid_argument);
+    CHECK(cache.attend(1, q.data(), at::DType::f32, heads_q, 1, o, out.data(), nullptr) == Status::invalid_argument);
+    CHECK(cache.attend(0, q.data(), at::DType::f32, 3, 1, o, out.data(), nullptr) == Status::invalid_argument);
+  }
+  at::KvCacheConfig bad;
+  bad.head_dim = bad.head_dim_v = 8;
+  bad.eviction = at::Eviction::sliding;
+  CHECK(at::KvCache::validate(bad) == Status::invalid_argument);  // no window
+  bad.window = 4, bad.global_tokens = 2;
+  CHECK(at::KvCache::validate(bad) == Status::invalid_argument);  // globals need lambda
 }

@@ -63,6 +63,17 @@ export interface Binding {
   /** XOR + popcount of `bytes` bytes in L1 over the pool: the Hamming scan's compute ceiling, timed by bench/. */
   popcountWork(bytes: number): number;
   BinaryIndexHandle: new (dim: number, bits: number, store: string, similarity: string) => BinaryIndexHandle;
+  KvCacheHandle: new (
+    layers: number,
+    batch: number,
+    headsKV: number,
+    headDim: number,
+    headDimV: number,
+    dtype: string,
+    eviction: string,
+    window: number,
+    globalTokens: number,
+  ) => KvCacheHandle;
   FdeEncoderHandle: new (
     dim: number,
     repetitions: number,
@@ -177,6 +188,35 @@ export interface IndexContents {
   vectors?: Float32Array;
   quantized?: Int8Array;
   scales?: Float32Array;
+}
+
+/** KvCacheHandle.attend's positional arguments (src/attention/kv-cache.ts builds them). */
+export type KvAttendArgs = readonly [
+  layer: number,
+  q: Float32Array | Uint16Array,
+  dtype: string,
+  headsQ: number,
+  seqQ: number,
+  out: Float32Array | Uint16Array,
+  lse: Float32Array | null,
+  scale: number,
+  temperature: number,
+  softcap: number,
+  causal: boolean,
+  window: number,
+  globalTokens: number,
+  alibiSlopes: Float32Array | null,
+];
+
+export interface KvCacheHandle {
+  append(layer: number, k: Float32Array | Uint16Array, v: Float32Array | Uint16Array, dtype: string, tokens: number): void;
+  attend(...args: KvAttendArgs): Float32Array | Uint16Array;
+  attendAsync(...args: KvAttendArgs): Promise<Float32Array | Uint16Array>;
+  position(layer: number): number;
+  stored(layer: number): number;
+  memoryBytes(): number;
+  reset(): void;
+  release(): void;
 }
 
 export interface BinaryIndexHandle {

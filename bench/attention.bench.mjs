@@ -4,9 +4,10 @@
 // FLOP counts are the useful ones: 4 · seqQ · (visible keys) · heads · headDim.
 import * as ort from 'onnxruntime-node';
 
-import { attention, attentionAsync, capabilities, Rng } from '../dist/index.js';
+import { attention, attentionAsync, capabilities, KvCache, Rng } from '../dist/index.js';
 import { binding } from '../dist/native/load.js';
-import { multiHeadAttentionModel, onnxAttentionModel } from './onnx-model.mjs';
+import { copyBandwidth } from './harness.mjs';
+import { groupQueryDecodeModel, multiHeadAttentionModel, onnxAttentionModel } from './onnx-model.mjs';
 
 const sessions = [];
 
@@ -96,6 +97,66 @@ export async function cases({ quick = false } = {}) {
       minMs: quick ? 2 : 30,
       contenders,
       summarize: summarizer(flops),
+    });
+  }
+  out.push(...(await decodeCases({ quick, rng })));
+  return out;
+}
+
+// One decode step of a grouped-query model (32 query heads, 8 key/value heads, D = 128) over a cache of `past`
+// tokens: the new token's K/V appended, then its query attends. Memory-bound: the step reads the whole cache once.
+async function decodeCases({ quick, rng }) {
+  const heads = 32, kvHeads = 8, dim = 128, out = [];
+  for (const past of quick ? [512] : [4096, 16384]) {
+    const pastK = rng.normal(kvHeads * past * dim), pastV = rng.normal(kvHeads * past * dim);
+    const q = rng.normal(heads * dim), k = rng.normal(kvHeads * dim), v = rng.normal(kvHeads * dim);
+    // The caches hold the past in their own layout ([token, head, dim]); each step appends one token and attends.
+    const tokenMajor = (x) => {
+      const t = new Float32Array(x.length);
+      for (let h = 0; h < kvHeads; h++) for (let s = 0; s < past; s++) t.set(x.subarray((h * past + s) * dim, (h * past + s + 1) * dim), (s * kvHeads + h) * dim);
+      return t;
+    };
+    const caches = {};
+    for (const dtype of ['float32', 'float16']) {
+      const cache = new KvCache({ layers: 1, headsKV: kvHeads, headDim: dim, dtype, eviction: 'sliding', window: past + 1 });
+      cache.append(0, tokenMajor(pastK), tokenMajor(pastV));
+      caches[dtype] = cache;
+    }
+    const outBuffer = new Float32Array(heads * dim);
+    const step = (cache) => () => {
+      cache.append(0, k, v);  // the sliding window keeps the cache at past + 1 tokens
+      cache.attend(0, q, { headsQ: heads, out: outBuffer });
+    };
+    const gqa = await session(groupQueryDecodeModel({ batch: 1, past, heads, kvHeads, dim }));
+    const feeds = {
+      query: new ort.Tensor('float32', q, [1, 1, heads * dim]),
+      key: new ort.Tensor('float32', k, [1, 1, kvHeads * dim]),
+      value: new ort.Tensor('float32', v, [1, 1, kvHeads * dim]),
+      past_key: new ort.Tensor('float32', pastK, [1, kvHeads, past, dim]),
+      past_value: new ort.Tensor('float32', pastV, [1, kvHeads, past, dim]),
+      seqlens_k: new ort.Tensor('int32', Int32Array.of(past), [1]),
+      total_sequence_length: new ort.Tensor('int32', Int32Array.of(past + 1), []),
+    };
+    const bytes = 2 * (past + 1) * kvHeads * dim * 4;  // float32 K and V read once
+    out.push({
+      name: `decode step, ${past} cached tokens, 32 query / 8 KV heads, D=128`,
+      params: { past, heads, kvHeads, dim, threads: capabilities().threads },
+      baseline: 'ORT GroupQueryAttention',
+      bytes,
+      rounds: quick ? 3 : 7,
+      minMs: quick ? 2 : 30,
+      contenders: {
+        'tessera KvCache float32': step(caches.float32),
+        'tessera KvCache float16': step(caches.float16),
+        'ORT GroupQueryAttention': { run: () => gqa.run(feeds), note: 'past K/V fed and present K/V returned each step' },
+      },
+      summarize: (result) => {
+        const copy = copyBandwidth(bytes);
+        return Object.entries(result.medianMs).map(([name, ms]) => {
+          const readBytes = name.endsWith('float16') ? bytes / 2 : bytes;
+          return `${name}: ${(ms * 1e3).toFixed(0)} µs, ${(readBytes / (ms / 1e3) / 1e9).toFixed(1)} GB/s of cache read (threaded memcpy: ${(copy / 1e9).toFixed(1)} GB/s)`;
+        });
+      },
     });
   }
   return out;

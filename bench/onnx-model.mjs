@@ -21,7 +21,7 @@ export const bytes = (field, data) => [...key(field, 2), ...varint(data.length),
 export const str = (field, s) => bytes(field, [...encoder.encode(s)]);
 
 /** ONNX element types. */
-export const FLOAT = 1, INT64 = 7, FLOAT16 = 10;
+export const FLOAT = 1, INT32 = 6, INT64 = 7, FLOAT16 = 10;
 
 /** A graph input or output: name, element type, dims (numbers, or strings for symbolic ones). */
 export function valueInfo({ name, elemType, dims }) {
@@ -106,5 +106,30 @@ export function onnxAttentionModel({ batch, seqQ, seqK, heads, dim, causal, mask
     attributes: { q_num_heads: heads, kv_num_heads: heads, is_causal: causal ? 1 : 0 },
     opsets: [{ domain: '', version: 23 }],
     irVersion: 10,
+  });
+}
+
+/** onnxruntime's com.microsoft GroupQueryAttention, one decode step: a new token's q/k/v [batch, 1, heads · dim] and
+ *  the past K/V [batch, kvHeads, past, dim] (BNSH); seqlens_k = total − 1 per row, total_sequence_length a scalar. */
+export function groupQueryDecodeModel({ batch, past, heads, kvHeads, dim }) {
+  return singleNodeModel({
+    op: 'GroupQueryAttention',
+    domain: 'com.microsoft',
+    inputs: [
+      { name: 'query', elemType: FLOAT, dims: [batch, 1, heads * dim] },
+      { name: 'key', elemType: FLOAT, dims: [batch, 1, kvHeads * dim] },
+      { name: 'value', elemType: FLOAT, dims: [batch, 1, kvHeads * dim] },
+      { name: 'past_key', elemType: FLOAT, dims: [batch, kvHeads, past, dim] },
+      { name: 'past_value', elemType: FLOAT, dims: [batch, kvHeads, past, dim] },
+      { name: 'seqlens_k', elemType: INT32, dims: [batch] },
+      { name: 'total_sequence_length', elemType: INT32, dims: [] },
+    ],
+    outputs: [
+      { name: 'output', elemType: FLOAT, dims: [batch, 1, heads * dim] },
+      { name: 'present_key', elemType: FLOAT, dims: [batch, kvHeads, past + 1, dim] },
+      { name: 'present_value', elemType: FLOAT, dims: [batch, kvHeads, past + 1, dim] },
+    ],
+    attributes: { num_heads: heads, kv_num_heads: kvHeads },
+    opsets: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
   });
 }

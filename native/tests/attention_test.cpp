@@ -163,7 +163,9 @@ TEST_CASE("attention equals a float64 reference: shapes, layouts, GQA, head size
 
 TEST_CASE("attention masks: causal with fewer queries, windows, Λ, key lengths, segments with anchor") {
   std::uint64_t seed = 100;
-  const at::Shape s{2, 2, 1, 40, 300, 32, 32, at::Layout::bshd};
+  // Query lanes (many queries), then the row kernel (a few rows per key/value head, as in decoding).
+  for (const std::size_t few : {0, 1}) {
+  const at::Shape s{2, 2, 1, few ? std::size_t{3} : 40, 300, 32, 32, at::Layout::bshd};
   at::Options o;
   o.scale = 0.2f;
   o.causal = true, o.window = 37;
@@ -177,23 +179,25 @@ TEST_CASE("attention masks: causal with fewer queries, windows, Λ, key lengths,
   o = {};
   o.scale = 0.2f, o.key_lengths = lengths, o.causal = true;
   check_case(s, o, at::DType::f32, seed++);
-  const at::Shape packed{1, 2, 2, 150, 150, 16, 16, at::Layout::bhsd};
+  const at::Shape packed{1, 2, 2, few ? std::size_t{7} : 150, 150, 16, 16, at::Layout::bhsd};
   const std::int32_t docs[] = {0, 1, 50, 51, 149, 150};
   o = {};
   o.scale = 0.25f, o.segments = docs, o.segment_count = 5, o.causal = true, o.anchor = true;
   check_case(packed, o, at::DType::f32, seed++);
   o.causal = false, o.anchor = false;
   check_case(packed, o, at::DType::f32, seed++);
-  const at::Shape longer{1, 1, 1, 100, 40, 8, 8, at::Layout::bshd};  // more queries than keys: the first 60 see none
+  const at::Shape longer{1, 1, 1, few ? std::size_t{12} : 100, few ? std::size_t{5} : 40, 8, 8, at::Layout::bshd};  // more queries than keys: the first ones see none
   o = {};
   o.scale = 0.3f, o.causal = true;
   check_case(longer, o, at::DType::f32, seed++);
+  }
 }
 
 TEST_CASE("attention logits: bias broadcast, ALiBi, softcap, temperature; half storage") {
   std::uint64_t seed = 200;
-  const at::Shape s{2, 3, 3, 19, 77, 40, 24, at::Layout::bhsd};
-  const auto bias = normals(1 * 3 * 19 * 77, 9);
+  for (const std::size_t seq_q : {19, 4}) {  // query lanes, then the row kernel
+  const at::Shape s{2, 3, 3, seq_q, 77, 40, 24, at::Layout::bhsd};
+  const auto bias = normals(1 * 3 * seq_q * 77, 9);
   const float slopes[] = {0.5f, 0.125f, 0.03125f};
   at::Options o;
   o.scale = 0.4f, o.bias = bias.data(), o.bias_batch = 1, o.bias_heads = 3;
@@ -205,6 +209,7 @@ TEST_CASE("attention logits: bias broadcast, ALiBi, softcap, temperature; half s
   check_case(s, o, at::DType::f16, seed++);
   o.causal = true, o.softcap = 5.0f;
   check_case(s, o, at::DType::bf16, seed++);
+  }
 }
 
 TEST_CASE("attention is identical for any thread count and rejects bad arguments") {

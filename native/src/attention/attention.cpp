@@ -25,13 +25,13 @@ void prepare(Scratch& s, const Plan& p) {
   s.row.resize(std::max(dim, dim_v));
 }
 
-UnitRunner unit_runner(SimdLevel level) noexcept {
+UnitRunner unit_runner(SimdLevel level, bool rows) noexcept {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return run_unit_avx512;
-  if (level == SimdLevel::avx2) return run_unit_avx2;
+  if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq) return rows ? run_rows_unit_avx512 : run_unit_avx512;
+  if (level == SimdLevel::avx2) return rows ? run_rows_unit_avx2 : run_unit_avx2;
 #endif
   (void)level;
-  return run_unit_scalar;
+  return rows ? run_rows_unit_scalar : run_unit_scalar;
 }
 
 }  // namespace detail
@@ -112,8 +112,9 @@ Status attend(const void* q, const void* k, const void* v, DType dtype, const Sh
   while (p.sub_blocks > 1 && s.batch * s.heads_q * ((blocks + p.sub_blocks - 1) / p.sub_blocks) < 4 * thread_count())
     p.sub_blocks /= 2;
   p.query_blocks = (blocks + p.sub_blocks - 1) / p.sub_blocks;
-  const std::size_t units = s.batch * s.heads_q * p.query_blocks;
-  const detail::UnitRunner run = detail::unit_runner(active_simd_level());
+  p.rows = p.group * s.seq_q <= detail::kMaxRows;
+  const std::size_t units = p.rows ? s.batch * s.heads_kv : s.batch * s.heads_q * p.query_blocks;
+  const detail::UnitRunner run = detail::unit_runner(active_simd_level(), p.rows);
   try {
     const std::size_t slots = slots_for(units, 1);
     std::vector<detail::Scratch> scratch(slots);

@@ -37,6 +37,7 @@ struct V {
   static mask mand(mask a, mask b) { return a && b; }
   static mask mor(mask a, mask b) { return a || b; }
   static reg select(mask m, reg a, reg b) { return m ? a : b; }
+  static float hsum(reg x) { return x; }
   static void load_row(float* dst, const void* src, std::size_t n, DType t) {
     if (t == DType::f32) return void(std::memcpy(dst, src, n * sizeof(float)));
     const auto* h = static_cast<const std::uint16_t*>(src);
@@ -54,5 +55,6 @@ struct V {
 }  // namespace scalar
 
 void run_unit_scalar(const Plan& plan, std::size_t unit, Scratch& scratch) { scalar::run_unit(plan, unit, scratch); }
+void run_rows_unit_scalar(const Plan& plan, std::size_t unit, Scratch& scratch) { scalar::run_rows_unit(plan, unit, scratch); }
 
 }  // namespace tessera::attention::detail

@@ -45,6 +45,7 @@ struct V {
   static mask mand(mask a, mask b) { return a & b; }
   static mask mor(mask a, mask b) { return a | b; }
   static reg select(mask m, reg a, reg b) { return _mm512_mask_blend_ps(m, b, a); }
+  static float hsum(reg x) { return _mm512_reduce_add_ps(x); }
 
   static void load_row(float* dst, const void* src, std::size_t n, DType t) {
     if (t == DType::f32) return void(std::memcpy(dst, src, n * sizeof(float)));
@@ -102,6 +103,11 @@ struct V {
   static mask mand(mask a, mask b) { return _mm256_and_ps(a, b); }
   static mask mor(mask a, mask b) { return _mm256_or_ps(a, b); }
   static reg select(mask m, reg a, reg b) { return _mm256_blendv_ps(b, a, m); }
+  static float hsum(reg x) {
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+  }
 
   static void load_row(float* dst, const void* src, std::size_t n, DType t) {
     if (t == DType::f32) return void(std::memcpy(dst, src, n * sizeof(float)));
@@ -128,6 +134,8 @@ struct V {
 
 void run_unit_avx512(const Plan& plan, std::size_t unit, Scratch& scratch) { avx512::run_unit(plan, unit, scratch); }
 void run_unit_avx2(const Plan& plan, std::size_t unit, Scratch& scratch) { avx2::run_unit(plan, unit, scratch); }
+void run_rows_unit_avx512(const Plan& plan, std::size_t unit, Scratch& scratch) { avx512::run_rows_unit(plan, unit, scratch); }
+void run_rows_unit_avx2(const Plan& plan, std::size_t unit, Scratch& scratch) { avx2::run_rows_unit(plan, unit, scratch); }
 
 }  // namespace tessera::attention::detail
 #endif

@@ -36,11 +36,16 @@ struct Plan {
   bool transform;    // bias, ALiBi or softcap between q.k and the softmax
   std::size_t sub_blocks;    // query blocks per unit (<= kSubBlocks)
   std::size_t query_blocks;  // units per (batch, head): groups of sub_blocks query blocks
+  bool rows;                 // the row kernel (see kMaxRows)
 };
 
 // A unit covers up to kSubBlocks query blocks of one (batch, head), so each key/value tile brought into cache serves
 // up to kSubBlocks x kQueryBlock queries (fewer when the call has too few units to keep every thread busy).
 constexpr std::size_t kSubBlocks = 8;
+
+// Calls with at most this many query rows per key/value head (group x seq_q: decoding) run the row kernel, one unit
+// per (batch, key/value head), instead of query lanes that would be mostly empty.
+constexpr std::size_t kMaxRows = 16;
 
 // One query block's state.
 struct Lanes {
@@ -61,13 +66,16 @@ struct Scratch {
 void prepare(Scratch& s, const Plan& p);
 
 using UnitRunner = void (*)(const Plan& plan, std::size_t unit, Scratch& scratch);
-UnitRunner unit_runner(SimdLevel level) noexcept;
+UnitRunner unit_runner(SimdLevel level, bool rows) noexcept;
 
 // The per-level runners (attention_x86.cpp, attention_scalar.cpp).
 void run_unit_scalar(const Plan& plan, std::size_t unit, Scratch& scratch);
+void run_rows_unit_scalar(const Plan& plan, std::size_t unit, Scratch& scratch);
 #if defined(__x86_64__) || defined(_M_X64)
 void run_unit_avx2(const Plan& plan, std::size_t unit, Scratch& scratch);
 void run_unit_avx512(const Plan& plan, std::size_t unit, Scratch& scratch);
+void run_rows_unit_avx2(const Plan& plan, std::size_t unit, Scratch& scratch);
+void run_rows_unit_avx512(const Plan& plan, std::size_t unit, Scratch& scratch);
 #endif
 
 }  // namespace tessera::attention::detail

@@ -128,8 +128,9 @@ inline void scores(const float* kb, std::size_t dim, const float* qt, float* st,
   }
 }
 
-// o rows r0 .. r0 + R - 1, vectors [d0, d0 + N W) += p^T (st, keys x queries) times vb rows.
-template <int R, int N>
+// o rows r0 .. r0 + R - 1, vectors [d0, d0 + N W) += p^T times vb rows, with probability (key c, row r) at
+// st[c KS + r RS]: keys x queries (KS = kQueryBlock, RS = 1) for query lanes, rows x keys for the row kernel.
+template <int R, int N, std::size_t KS = kQueryBlock, std::size_t RS = 1>
 inline void accumulate(const float* st, const float* vb, std::size_t vstride, std::size_t keys, float* o,
                        std::size_t r0, std::size_t d0) {
   typename V::reg acc[R][N];
@@ -139,7 +140,7 @@ inline void accumulate(const float* st, const float* vb, std::size_t vstride, st
     typename V::reg vv[N];
     for (int q = 0; q < N; ++q) vv[q] = V::load(vb + c * vstride + d0 + q * V::W);
     for (int r = 0; r < R; ++r) {
-      const auto pv = V::set1(st[c * kQueryBlock + r0 + r]);
+      const auto pv = V::set1(st[c * KS + (r0 + r) * RS]);
       for (int q = 0; q < N; ++q) acc[r][q] = V::fma(pv, vv[q], acc[r][q]);
     }
   }
@@ -147,15 +148,15 @@ inline void accumulate(const float* st, const float* vb, std::size_t vstride, st
     for (int q = 0; q < N; ++q) V::store(o + (r0 + r) * vstride + d0 + q * V::W, acc[r][q]);
 }
 
-template <int R>
+template <int R, std::size_t KS = kQueryBlock, std::size_t RS = 1>
 inline void accumulate_rows(const float* st, const float* vb, std::size_t vstride, std::size_t keys, float* o,
                             std::size_t r0) {
   std::size_t d0 = 0;
-  for (; d0 + 4 * V::W <= vstride; d0 += 4 * V::W) accumulate<R, 4>(st, vb, vstride, keys, o, r0, d0);
+  for (; d0 + 4 * V::W <= vstride; d0 += 4 * V::W) accumulate<R, 4, KS, RS>(st, vb, vstride, keys, o, r0, d0);
   switch ((vstride - d0) / V::W) {
-    case 3: accumulate<R, 3>(st, vb, vstride, keys, o, r0, d0); break;
-    case 2: accumulate<R, 2>(st, vb, vstride, keys, o, r0, d0); break;
-    case 1: accumulate<R, 1>(st, vb, vstride, keys, o, r0, d0); break;
+    case 3: accumulate<R, 3, KS, RS>(st, vb, vstride, keys, o, r0, d0); break;
+    case 2: accumulate<R, 2, KS, RS>(st, vb, vstride, keys, o, r0, d0); break;
+    case 1: accumulate<R, 1, KS, RS>(st, vb, vstride, keys, o, r0, d0); break;
     default: break;
   }
 }
@@ -326,5 +327,125 @@ void run_unit(const Plan& p, std::size_t unit, Scratch& s) {
       V::store_row(at(p.out, p, p.os, b, h, first[sb] + r), row, dim_v, p.dtype);
       if (p.lse) p.lse[(b * sh.heads_q + h) * sh.seq_q + first[sb] + r] = l > 0.0f ? L.m[r] + std::log(l) : kNegInf;
     }
+  }
+}
+
+
+// ---- the row kernel: few query rows per key/value head (decoding) ------------------------------------------------
+//
+// With one query per head (a decode step), query lanes would be 1 of 64 useful. Here a unit is one (batch, key/value
+// head) holding every query row that reads it (its group of query heads x seq_q queries, at most kMaxRows), so each
+// key/value tile is brought in once for all of them. Scores are dot products along head_dim (one horizontal sum per
+// key and row), stored rows x keys; the softmax runs along the keys of each row.
+
+// The dot products of rows [r0, r0 + R) (q rows of `dim`) with the tile's `keys` keys, into st (rows x kKeyBlock).
+template <int R>
+inline void row_scores(const float* qr, const float* kb, std::size_t dim, std::size_t keys, float* st, std::size_t r0) {
+  for (std::size_t c = 0; c < keys; ++c) {
+    const float* key = kb + c * dim;
+    typename V::reg acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = V::zero();
+    std::size_t d = 0;
+    for (; d + V::W <= dim; d += V::W) {
+      const auto kv = V::load(key + d);
+      for (int r = 0; r < R; ++r) acc[r] = V::fma(V::load(qr + (r0 + r) * dim + d), kv, acc[r]);
+    }
+    for (int r = 0; r < R; ++r) {
+      float x = V::hsum(acc[r]);
+      for (std::size_t t = d; t < dim; ++t) x += qr[(r0 + r) * dim + t] * key[t];
+      st[(r0 + r) * kKeyBlock + c] = x;
+    }
+  }
+}
+
+void run_rows_unit(const Plan& p, std::size_t unit, Scratch& s) {
+  const Shape& sh = p.shape;
+  const Options& o = p.options;
+  const std::size_t b = unit / sh.heads_kv, kvh = unit % sh.heads_kv;
+  const std::size_t dim = sh.head_dim, dim_v = sh.head_dim_v, rows = p.group * sh.seq_q;
+  const std::size_t vstride = (dim_v + V::W - 1) / V::W * V::W;
+  Lanes& L = s.blocks[0];  // lanes 0 .. seq_q - 1: each query's visible range; rows r = g seq_q + i below
+  float* qr = L.qt.data();  // rows x dim, scaled
+  float* st = s.st.data();  // rows x kKeyBlock
+  auto head_of = [&](std::size_t r) { return kvh * p.group + r / sh.seq_q; };
+  for (std::size_t r = 0; r < rows; ++r) {
+    V::load_row(qr + r * dim, at(p.q, p, p.qs, b, head_of(r), r % sh.seq_q), dim, p.dtype);
+    for (std::size_t d = 0; d < dim; ++d) qr[r * dim + d] *= p.q_scale;
+  }
+  std::fill(L.o.begin(), L.o.begin() + rows * vstride, 0.0f);
+  std::fill(L.m.begin(), L.m.end(), kNegInf);
+  std::fill(L.l.begin(), L.l.end(), 0.0f);
+  Range all = bounds(p, b, 0, sh.seq_q, L);
+  auto tile = [&](std::size_t j0, std::size_t keys) {
+    for (std::size_t k = 0; k < keys; ++k) {
+      V::load_row(s.kb.data() + k * dim, at(p.k, p, p.ks, b, kvh, j0 + k), dim, p.dtype);
+      float* vrow = s.vb.data() + k * vstride;
+      V::load_row(vrow, at(p.v, p, p.vs, b, kvh, j0 + k), dim_v, p.dtype);
+      std::fill(vrow + dim_v, vrow + vstride, 0.0f);
+    }
+    std::size_t r = 0;
+    for (; r + 4 <= rows; r += 4) row_scores<4>(qr, s.kb.data(), dim, keys, st, r);
+    for (; r < rows; ++r) row_scores<1>(qr, s.kb.data(), dim, keys, st, r);
+    for (r = 0; r < rows; ++r) {
+      const std::size_t h = head_of(r), i = r % sh.seq_q;
+      float* row = st + r * kKeyBlock;
+      const float lo = L.lo[i], hi = L.hi[i], global = L.global[i], position = L.position[i];
+      if (p.transform) {
+        const std::size_t bb = o.bias_batch == 1 ? 0 : b, bh = o.bias_heads == 1 ? 0 : h;
+        const float* bias = o.bias ? o.bias + ((bb * o.bias_heads + bh) * sh.seq_q + i) * sh.seq_k + j0 : nullptr;
+        const float slope = o.alibi_slopes ? o.alibi_slopes[h] : 0.0f;
+        for (std::size_t c = 0; c < keys; ++c) {
+          float x = row[c];
+          if (o.softcap > 0) x = o.softcap * std::tanh(x / o.softcap);
+          if (bias) x += bias[c];
+          if (o.alibi_slopes) x -= slope * std::fabs(position - static_cast<float>(j0 + c));
+          row[c] = x * p.post_scale;
+        }
+      }
+      const bool whole = (lo <= static_cast<float>(j0) && hi >= static_cast<float>(j0 + keys)) || global >= static_cast<float>(j0 + keys);
+      for (std::size_t c = 0; c < kKeyBlock; ++c) {
+        const float j = static_cast<float>(j0 + c);
+        if (c >= keys || (!whole && !((j >= lo && j < hi) || j < global))) row[c] = kNegInf;
+      }
+      // The online softmax along this row's keys.
+      float tile_max = kNegInf;
+      for (std::size_t c = 0; c < keys; ++c) tile_max = std::max(tile_max, row[c]);
+      const float m_old = L.m[r], m_new = std::max(m_old, tile_max);
+      const float ref = m_new < -3.0e38f ? 0.0f : m_new;  // nothing visible yet: e^(-inf - 0) = 0, not NaN
+      const float alpha = std::exp(m_old - ref);
+      auto sum = V::zero();
+      for (std::size_t c = 0; c < kKeyBlock; c += V::W) {
+        const auto e = exp_v(V::sub(V::load(row + c), V::set1(ref)));
+        V::store(row + c, e);
+        sum = V::add(sum, e);
+      }
+      L.l[r] = alpha * L.l[r] + V::hsum(sum);
+      L.m[r] = m_new;
+      if (alpha != 1.0f) {
+        float* orow = L.o.data() + r * vstride;
+        for (std::size_t d = 0; d < vstride; d += V::W) V::store(orow + d, V::mul(V::load(orow + d), V::set1(alpha)));
+      }
+    }
+    for (r = 0; r + V::kPvRows <= rows; r += V::kPvRows)
+      accumulate_rows<V::kPvRows, 1, kKeyBlock>(st, s.vb.data(), vstride, keys, L.o.data(), r);
+    for (; r < rows; ++r) accumulate_rows<1, 1, kKeyBlock>(st, s.vb.data(), vstride, keys, L.o.data(), r);
+  };
+  auto sweep = [&](std::size_t from, std::size_t to) {
+    for (std::size_t j0 = from; j0 < to; j0 += kKeyBlock) tile(j0, std::min(kKeyBlock, to - j0));
+  };
+  if (all.global >= all.lo) {
+    sweep(0, std::max(all.global, all.hi));
+  } else {
+    sweep(0, all.global);
+    sweep(all.lo, all.hi);
+  }
+  for (std::size_t r = 0; r < rows; ++r) {
+    const std::size_t h = head_of(r), i = r % sh.seq_q;
+    const float l = L.l[r];
+    float* orow = L.o.data() + r * vstride;
+    const float inverse = l > 0.0f ? 1.0f / l : 0.0f;
+    for (std::size_t d = 0; d < dim_v; ++d) orow[d] *= inverse;
+    V::store_row(at(p.out, p, p.os, b, h, i), orow, dim_v, p.dtype);
+    if (p.lse) p.lse[(b * sh.heads_q + h) * sh.seq_q + i] = l > 0.0f ? L.m[r] + std::log(l) : kNegInf;
   }
 }

@@ -55,5 +55,13 @@ export {
   attention,
   attentionAsync,
   mergeAttentionStates,
+  poolTokens,
+  poolTokensAsync,
+  latentAttentionPool,
+  latentAttentionPoolAsync,
+  attentiveStatsPool,
+  attentiveStatsPoolAsync,
+  targetAttention,
+  targetAttentionAsync,
 } from './index.js';
 export type * from './index.js';

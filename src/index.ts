@@ -96,5 +96,30 @@ export type {
   InterpolatePositionTableOptions,
   T5BucketOptions,
 } from './rope/index.js';
-export { attention, attentionAsync, mergeAttentionStates } from './attention/index.js';
-export type { AttentionOptions, AttentionResult, AttentionDType, MergeAttentionOptions } from './attention/index.js';
+export {
+  attention,
+  attentionAsync,
+  mergeAttentionStates,
+  poolTokens,
+  poolTokensAsync,
+  latentAttentionPool,
+  latentAttentionPoolAsync,
+  attentiveStatsPool,
+  attentiveStatsPoolAsync,
+  targetAttention,
+  targetAttentionAsync,
+} from './attention/index.js';
+export type {
+  AttentionOptions,
+  AttentionResult,
+  AttentionDType,
+  MergeAttentionOptions,
+  TokenPoolingMode,
+  PoolTokensOptions,
+  LatentAttentionWeights,
+  LatentAttentionPoolOptions,
+  AttentiveStatsWeights,
+  AttentiveStatsPoolOptions,
+  TargetAttentionWeights,
+  TargetAttentionOptions,
+} from './attention/index.js';

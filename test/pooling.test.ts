@@ -14,6 +14,7 @@ import {
   latentAttentionPoolAsync,
   poolTokens,
   poolTokensAsync,
+  setSimd,
   setThreads,
   targetAttention,
   targetAttentionAsync,
@@ -322,6 +323,23 @@ describe('latentAttentionPool', () => {
     const got = latentAttentionPool(h, { ...o, batch: 2, seq: 3, lengths: new Int32Array([3, 0]), out: poisoned(16) });
     expect(Array.from(got.subarray(8))).toEqual(new Array(8).fill(0));
     expect(relativeError(got, latentReference(h, { ...d, seq: 3 }, weights, undefined, new Int32Array([3, 0])))).toBeLessThanOrEqual(BOUND);
+  });
+
+  it('agrees with the reference on every SIMD level this CPU runs', () => {
+    const d = { batch: 2, seq: 5, dim: 35, heads: 2, headDim: 18, latents: 7, ff: 21 };
+    const h = randomFloats(d.batch * d.seq * d.dim, 41);
+    const weights = latentWeights(d, 42, true);
+    const want = latentReference(h, d, weights);
+    const before = capabilities().simd;
+    try {
+      for (const level of capabilities().simdAvailable) {
+        setSimd(level);
+        const got = latentAttentionPool(h, { batch: d.batch, seq: d.seq, dim: d.dim, heads: d.heads, headDim: d.headDim, weights });
+        expect(relativeError(got, want), level).toBeLessThanOrEqual(BOUND);
+      }
+    } finally {
+      setSimd(before);
+    }
   });
 
   it('async agrees with sync bit for bit, and with one thread', async () => {

@@ -22,7 +22,7 @@ import {
   type LatentAttentionWeights,
   type TargetAttentionWeights,
 } from '../src/index.js';
-import { poisoned, randomFloats, sameBytes, seeded } from './helpers.js';
+import { poisoned, randomFloats, runNode, sameBytes, seeded } from './helpers.js';
 
 const BOUND = 1e-5;
 
@@ -615,6 +615,42 @@ describe('targetAttention', () => {
 });
 
 describe('raw binding checks (TS validation bypassed)', () => {
+  it('survives thousands of calls with the right argument count and garbage values', () => {
+    const r = runNode(`
+      const addon = require(${JSON.stringify(capabilities().addon)});
+      let a = 0x1234567;
+      const rand = () => ((a = (Math.imul(a ^ (a >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) | 0) >>> 0) / 4294967296;
+      const values = [() => undefined, () => null, () => true, () => 0, () => 1, () => 2, () => 3, () => -1, () => 1.5,
+        () => NaN, () => 2 ** 41, () => 1e-5, () => 'mean', () => 'last', () => 'prelu', () => 'softmax', () => 'none',
+        () => new Float32Array(0), () => new Float32Array(1), () => new Float32Array(2), () => new Float32Array(4),
+        () => new Float32Array(8), () => new Float32Array(12), () => new Uint8Array(2), () => new Int32Array([2]),
+        () => new Int32Array([-1, 5]), () => new Float64Array(4), () => ({})];
+      const arity = { poolTokens: 10, poolTokensAsync: 10, latentAttentionPool: 29, latentAttentionPoolAsync: 29,
+        attentiveStatsPool: 18, attentiveStatsPoolAsync: 18, targetAttention: 20, targetAttentionAsync: 20 };
+      const counts = {};
+      const pending = [];
+      const note = (e) => { counts[e ? e.constructor.name : 'ok'] = (counts[e ? e.constructor.name : 'ok'] || 0) + 1; };
+      for (let trial = 0; trial < 8000; trial++) {
+        const names = Object.keys(arity), name = names[trial % names.length];
+        const args = Array.from({ length: arity[name] }, () => values[Math.floor(rand() * values.length)]());
+        try {
+          const p = addon[name](...args);
+          if (p && typeof p.then === 'function') pending.push(p.then(() => note(null), note));
+          else note(null);
+        } catch (e) {
+          if (!(e instanceof Error)) throw new Error('non-error thrown');
+          note(e);
+        }
+      }
+      Promise.all(pending).then(() => console.log(JSON.stringify(counts)));`);
+    expect(r.signal).toBeNull();
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const counts = JSON.parse(r.stdout) as Record<string, number>;
+    expect(counts.TypeError).toBeGreaterThan(1000);
+    expect(Object.keys(counts).every((k) => ['ok', 'TypeError', 'RangeError'].includes(k))).toBe(true);
+  });
+
   it('throws instead of crashing on wrong arguments', async () => {
     const { binding } = await import('../src/native/load.js');
     const b = binding();

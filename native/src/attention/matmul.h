@@ -13,7 +13,8 @@ namespace tessera::attention::detail {
 // weight, a key matrix). C is overwritten and must not overlap A, B or bias.
 //
 // C is cut into blocks of rows and panels of columns; a transposed B panel is first packed into a [k, panel] copy.
-// Each element is one fused multiply-add chain over k in order, so the result is the same for any thread count.
+// Each element is one multiply-add chain over k in order (fused on the SIMD levels), so the result is the same for
+// any thread count.
 // threaded = false runs on the calling thread (for callers already inside a parallel_for).
 Status matmul(const float* a, std::size_t lda, const float* b, std::size_t ldb, bool b_transposed, const float* bias,
               float* c, std::size_t ldc, std::size_t m, std::size_t k, std::size_t n, bool threaded) noexcept;

@@ -58,5 +58,13 @@ export {
   KvCache,
   selfExtendAttention,
   selfExtendAttentionAsync,
+  poolTokens,
+  poolTokensAsync,
+  latentAttentionPool,
+  latentAttentionPoolAsync,
+  attentiveStatsPool,
+  attentiveStatsPoolAsync,
+  targetAttention,
+  targetAttentionAsync,
 } from './index.js';
 export type * from './index.js';

@@ -96,14 +96,39 @@ export type {
   InterpolatePositionTableOptions,
   T5BucketOptions,
 } from './rope/index.js';
-export { attention, attentionAsync, mergeAttentionStates } from './attention/index.js';
-export type { AttentionOptions, AttentionResult, AttentionDType, MergeAttentionOptions } from './attention/index.js';
-export { KvCache, selfExtendAttention, selfExtendAttentionAsync } from './attention/index.js';
+export {
+  attention,
+  attentionAsync,
+  mergeAttentionStates,
+  KvCache,
+  selfExtendAttention,
+  selfExtendAttentionAsync,
+  poolTokens,
+  poolTokensAsync,
+  latentAttentionPool,
+  latentAttentionPoolAsync,
+  attentiveStatsPool,
+  attentiveStatsPoolAsync,
+  targetAttention,
+  targetAttentionAsync,
+} from './attention/index.js';
 export type {
+  AttentionOptions,
+  AttentionResult,
+  AttentionDType,
+  MergeAttentionOptions,
   KvCacheOptions,
   KvAppendOptions,
   KvAttendOptions,
   KvAttendResult,
   KvEviction,
   SelfExtendAttentionOptions,
+  TokenPoolingMode,
+  PoolTokensOptions,
+  LatentAttentionWeights,
+  LatentAttentionPoolOptions,
+  AttentiveStatsWeights,
+  AttentiveStatsPoolOptions,
+  TargetAttentionWeights,
+  TargetAttentionOptions,
 } from './attention/index.js';

@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_rope(env, exports);
   register_attention(env, exports);
   register_kv_cache(env, exports);
+  register_pooling(env, exports);
 #ifdef TESSERA_WITH_CUDA
   register_cuda(env, exports);
 #endif

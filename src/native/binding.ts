@@ -99,6 +99,14 @@ export interface Binding {
     attentionFactor: number,
   ): { cos: Float32Array; sin: Float32Array };
   attention(...args: AttentionArgs): Float32Array | Uint16Array;
+  poolTokens(...args: PoolTokensArgs): Float32Array;
+  poolTokensAsync(...args: PoolTokensArgs): Promise<Float32Array>;
+  latentAttentionPool(...args: LatentAttentionArgs): Float32Array;
+  latentAttentionPoolAsync(...args: LatentAttentionArgs): Promise<Float32Array>;
+  attentiveStatsPool(...args: StatsPoolArgs): Float32Array;
+  attentiveStatsPoolAsync(...args: StatsPoolArgs): Promise<Float32Array>;
+  targetAttention(...args: TargetAttentionArgs): Float32Array;
+  targetAttentionAsync(...args: TargetAttentionArgs): Promise<Float32Array>;
   attentionAsync(...args: AttentionArgs): Promise<Float32Array | Uint16Array>;
   mergeAttentionStates(
     outA: Float32Array,
@@ -133,6 +141,99 @@ export type RopeArgs = [
   sin: Float32Array | null,
   attentionFactor: number,
   style: 'neox' | 'interleaved',
+];
+
+/** The native poolTokens call's positional arguments (src/attention/pooling.ts builds them). */
+export type PoolTokensArgs = [
+  hidden: Float32Array,
+  out: Float32Array,
+  batch: number,
+  seq: number,
+  dim: number,
+  mode: 'mean' | 'cls' | 'last',
+  maskU8: Uint8Array | null,
+  maskI32: Int32Array | null,
+  lengths: Int32Array | null,
+  normalize: boolean,
+];
+
+/** The native latentAttentionPool call's positional arguments; weights in torch.nn.Linear layout. */
+export type LatentAttentionArgs = [
+  hidden: Float32Array,
+  out: Float32Array,
+  batch: number,
+  seq: number,
+  dim: number,
+  heads: number,
+  headDim: number,
+  numLatents: number,
+  ffDim: number,
+  maskU8: Uint8Array | null,
+  maskI32: Int32Array | null,
+  lengths: Int32Array | null,
+  eps: number,
+  normalize: boolean,
+  latents: Float32Array,
+  normWeight: Float32Array,
+  normBias: Float32Array,
+  contextNormWeight: Float32Array,
+  contextNormBias: Float32Array,
+  toQ: Float32Array,
+  toKv: Float32Array,
+  toOut: Float32Array,
+  toOutBias: Float32Array | null,
+  ffNormWeight: Float32Array,
+  ffNormBias: Float32Array,
+  ffIn: Float32Array,
+  ffInBias: Float32Array,
+  ffOut: Float32Array,
+  ffOutBias: Float32Array,
+];
+
+/** The native attentiveStatsPool call's positional arguments. */
+export type StatsPoolArgs = [
+  x: Float32Array,
+  out: Float32Array,
+  batch: number,
+  channels: number,
+  frames: number,
+  attentionChannels: number,
+  globalContext: boolean,
+  lengths: Int32Array | null,
+  eps: number,
+  bnEps: number,
+  tdnnWeight: Float32Array,
+  tdnnBias: Float32Array,
+  bnMean: Float32Array,
+  bnVar: Float32Array,
+  bnWeight: Float32Array,
+  bnBias: Float32Array,
+  convWeight: Float32Array,
+  convBias: Float32Array,
+];
+
+/** The native targetAttention call's positional arguments; weights as TensorFlow Dense kernels [in, out]. */
+export type TargetAttentionArgs = [
+  query: Float32Array,
+  keys: Float32Array,
+  out: Float32Array,
+  batch: number,
+  items: number,
+  seqK: number,
+  dim: number,
+  hidden1: number,
+  hidden2: number,
+  lengths: Int32Array | null,
+  activation: 'sigmoid' | 'relu' | 'prelu',
+  normalize: 'softmax' | 'none',
+  w1: Float32Array,
+  b1: Float32Array,
+  w2: Float32Array,
+  b2: Float32Array,
+  w3: Float32Array,
+  b3: Float32Array,
+  prelu1: Float32Array | null,
+  prelu2: Float32Array | null,
 ];
 
 /** The native attention call's positional arguments (src/attention/attention.ts builds them). */

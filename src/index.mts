@@ -66,5 +66,9 @@ export {
   attentiveStatsPoolAsync,
   targetAttention,
   targetAttentionAsync,
+  Embedder,
+  ensureDefaultModel,
+  cacheDir,
+  DEFAULT_MODEL_PACKAGE,
 } from './index.js';
 export type * from './index.js';

@@ -132,3 +132,5 @@ export type {
   TargetAttentionWeights,
   TargetAttentionOptions,
 } from './attention/index.js';
+export { Embedder, ensureDefaultModel, cacheDir, DEFAULT_MODEL_PACKAGE } from './embed/index.js';
+export type { EmbedderOptions, Embeddings, TokenEmbeddings, BatchStats, Pooling, DefaultModelFiles, ModelInfo } from './embed/index.js';

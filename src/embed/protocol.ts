@@ -1,0 +1,52 @@
+// Messages between the Embedder and its worker thread.
+export type Pooling = 'mean' | 'cls' | 'last' | 'none';
+
+export interface InitMessage {
+  type: 'init';
+  /** A path or the model's bytes; null for the default model. */
+  model: string | Uint8Array | null;
+  tokenizer: string | null;
+  threads: number;
+  pooling: Pooling;
+  output: string | null;
+  /** embedTokens needs a [batch, seq, dim] output even when pooling is 'none'. */
+  needTokens: boolean;
+}
+
+export interface RunMessage {
+  type: 'run';
+  id: number;
+  texts: string[];
+  mode: 'pooled' | 'tokens';
+  pooling: Pooling;
+  maxLength: number;
+  batchSize: number;
+  bucketing: boolean;
+}
+
+export interface ModelInfo {
+  inputs: string[];
+  outputs: string[];
+  tokenOutput: string | null;
+  sentenceOutput: string | null;
+  /** The output size when the model declares it, else null until the first run. */
+  dim: number | null;
+  /** Where the weights came from: a path, 'bytes', or the default model's npm package and version. */
+  source: string;
+}
+
+export interface RunResult {
+  id: number;
+  data: Float32Array;
+  lengths: Int32Array | null;
+  dim: number;
+  /** Tokens the texts had, and token slots the batches ran (with padding). */
+  realTokens: number;
+  paddedTokens: number;
+}
+
+export type WorkerReply =
+  | { type: 'ready'; info: ModelInfo }
+  | { type: 'init-error'; error: string }
+  | { type: 'result'; result: RunResult }
+  | { type: 'run-error'; id: number; error: string };

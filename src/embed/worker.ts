@@ -1,0 +1,185 @@
+// The Embedder's worker thread: tokenizes, batches by length, runs the onnxruntime session and pools. onnxruntime-
+// node's run() computes synchronously behind its Promise, so it runs here, never on the application's event loop.
+import * as fs from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+
+import { poolTokens, type TokenPoolingMode } from '../attention/pooling.js';
+import { ensureDefaultModel } from './default-model.js';
+import type { InitMessage, ModelInfo, RunMessage, RunResult, WorkerReply } from './protocol.js';
+
+type Ort = typeof import('onnxruntime-node');
+type Session = import('onnxruntime-node').InferenceSession;
+
+interface Encoded {
+  ids: number[];
+}
+interface TokenizerLike {
+  encode(text: string): Encoded;
+  get_added_tokens_decoder?(): Map<number, { special?: boolean }>;
+}
+
+let ort: Ort;
+let session: Session;
+let tokenizer: TokenizerLike;
+let info: ModelInfo;
+let specialIds = new Set<number>();
+let padId = 0;
+let inputTypes: Record<string, string> = {};
+
+const port = parentPort!;
+
+function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+function rankOf(meta: unknown): number | undefined {
+  const shape = (meta as { shape?: unknown[] }).shape;
+  return Array.isArray(shape) ? shape.length : undefined;
+}
+
+function lastDim(meta: unknown): number | undefined {
+  const shape = (meta as { shape?: unknown[] }).shape;
+  const d = Array.isArray(shape) ? shape[shape.length - 1] : undefined;
+  return typeof d === 'number' && d > 0 ? d : undefined;
+}
+
+async function init(m: InitMessage): Promise<void> {
+  ort = require('onnxruntime-node') as Ort;
+  let model: string | Uint8Array | null = m.model;
+  let tokenizerPath = m.tokenizer;
+  let source = typeof model === 'string' ? model : model ? 'bytes' : '';
+  if (model === null) {
+    const files = ensureDefaultModel();
+    model = files.model;
+    tokenizerPath = files.tokenizer;
+    source = files.source;
+  }
+  if (tokenizerPath === null) throw new Error('Embedder.load: a model needs its "tokenizer" (the path to its tokenizer.json)');
+  const { Tokenizer } = require('@huggingface/tokenizers') as { Tokenizer: new (json: object, config: object) => TokenizerLike };
+  const json = JSON.parse(fs.readFileSync(tokenizerPath, 'utf8')) as { added_tokens?: { id: number; content: string; special?: boolean }[] };
+  tokenizer = new Tokenizer(json, {});
+  specialIds = new Set((json.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
+  const pad = (json.added_tokens ?? []).find((t) => /^(\[PAD\]|<pad>)$/i.test(t.content));
+  padId = pad ? pad.id : 0;
+  const options = { intraOpNumThreads: m.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const };
+  session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+  const inputs = [...session.inputNames], outputs = [...session.outputNames];
+  const described = `the model's inputs are [${inputs.join(', ')}] and its outputs [${outputs.join(', ')}]`;
+  for (const name of ['input_ids', 'attention_mask']) {
+    if (!inputs.includes(name)) throw new Error(`Embedder.load: the model has no "${name}" input: ${described}`);
+  }
+  const unknown = inputs.filter((n) => !['input_ids', 'attention_mask', 'token_type_ids'].includes(n));
+  if (unknown.length) throw new Error(`Embedder.load: the model needs inputs Tessera cannot feed (${unknown.join(', ')}): ${described}`);
+  inputTypes = Object.fromEntries(session.inputMetadata.map((meta) => [meta.name, (meta as { type?: string }).type ?? 'int64']));
+  const metas = session.outputMetadata;
+  const ranked = (rank: number) => metas.filter((meta) => rankOf(meta) === rank).map((meta) => meta.name);
+  let tokenOutput: string | null = null, sentenceOutput: string | null = null;
+  if (m.output !== null) {
+    const meta = metas.find((x) => x.name === m.output);
+    if (!meta) throw new Error(`Embedder.load: the model has no output "${m.output}": ${described}`);
+    if (rankOf(meta) === 2) sentenceOutput = m.output;
+    else tokenOutput = m.output;
+  }
+  tokenOutput ??= ranked(3)[0] ?? null;
+  if (m.pooling === 'none') sentenceOutput ??= ranked(2)[0] ?? null;
+  if (m.pooling === 'none' && sentenceOutput === null) {
+    throw new Error(`Embedder.load: pooling 'none' needs a [batch, dim] output: ${described}`);
+  }
+  if (tokenOutput === null && (m.pooling !== 'none' || m.needTokens)) {
+    throw new Error(`Embedder.load: no [batch, seq, dim] token output to pool: ${described}`);
+  }
+  const dimMeta = metas.find((x) => x.name === (m.pooling === 'none' ? sentenceOutput : tokenOutput));
+  info = { inputs, outputs, tokenOutput, sentenceOutput, dim: dimMeta ? lastDim(dimMeta) ?? null : null, source };
+}
+
+/** Token ids of each text, cut to maxLength (a final special token, e.g. [SEP], is kept at the end). */
+function tokenize(texts: string[], maxLength: number): number[][] {
+  return texts.map((text) => {
+    const ids = tokenizer.encode(text).ids;
+    if (ids.length <= maxLength) return ids;
+    const last = ids[ids.length - 1]!;
+    return specialIds.has(last) ? [...ids.slice(0, maxLength - 1), last] : ids.slice(0, maxLength);
+  });
+}
+
+function tensorOf(name: string, data: BigInt64Array, dims: number[]) {
+  const type = inputTypes[name];
+  if (type === 'int32') return new ort.Tensor('int32', Int32Array.from(data, (x) => Number(x)), dims);
+  return new ort.Tensor('int64', data, dims);
+}
+
+async function run(m: RunMessage): Promise<RunResult> {
+  const ids = tokenize(m.texts, m.maxLength);
+  const order = ids.map((_, i) => i);
+  if (m.bucketing) order.sort((a, b) => ids[a]!.length - ids[b]!.length || a - b);
+  let dim = info.dim ?? 0;
+  const pooled: Float32Array[] = new Array(ids.length);
+  const tokenRows: Float32Array[] = new Array(ids.length);
+  let real = 0, padded = 0;
+  for (let start = 0; start < order.length; start += m.batchSize) {
+    const batch = order.slice(start, start + m.batchSize);
+    const seq = Math.max(1, ...batch.map((i) => ids[i]!.length));
+    const inputIds = new BigInt64Array(batch.length * seq).fill(BigInt(padId));
+    const mask = new BigInt64Array(batch.length * seq);
+    const mask8 = new Uint8Array(batch.length * seq);
+    batch.forEach((t, r) => {
+      ids[t]!.forEach((id, c) => {
+        inputIds[r * seq + c] = BigInt(id);
+        mask[r * seq + c] = 1n;
+        mask8[r * seq + c] = 1;
+      });
+      real += ids[t]!.length;
+    });
+    padded += batch.length * seq;
+    const dims = [batch.length, seq];
+    const feeds: Record<string, import('onnxruntime-node').Tensor> = {
+      input_ids: tensorOf('input_ids', inputIds, dims),
+      attention_mask: tensorOf('attention_mask', mask, dims),
+    };
+    if (info.inputs.includes('token_type_ids')) feeds.token_type_ids = tensorOf('token_type_ids', new BigInt64Array(batch.length * seq), dims);
+    const fetches = [info.tokenOutput, m.mode === 'pooled' && m.pooling === 'none' ? info.sentenceOutput : null].filter((x): x is string => x !== null);
+    const outputs = await session.run(feeds, [...new Set(fetches)]);
+    if (m.mode === 'pooled' && m.pooling === 'none') {
+      const out = outputs[info.sentenceOutput!]!;
+      dim = out.dims[1]!;
+      const data = out.data as Float32Array;
+      batch.forEach((t, r) => (pooled[t] = data.slice(r * dim, (r + 1) * dim)));
+      continue;
+    }
+    const out = outputs[info.tokenOutput!]!;
+    if (out.type !== 'float32' || out.dims.length !== 3) throw new Error(`the token output "${info.tokenOutput}" is ${out.type} [${out.dims.join(', ')}], not float32 [batch, seq, dim]`);
+    dim = out.dims[2]!;
+    const data = out.data as Float32Array;
+    if (m.mode === 'pooled') {
+      const rows = poolTokens(data, { batch: batch.length, seq, dim, mode: m.pooling as TokenPoolingMode, mask: mask8 });
+      batch.forEach((t, r) => (pooled[t] = rows.subarray(r * dim, (r + 1) * dim)));
+    } else {
+      batch.forEach((t, r) => {
+        const keep = ids[t]!.map((id, c) => (specialIds.has(id) ? -1 : c)).filter((c) => c >= 0);
+        const rows = new Float32Array(keep.length * dim);
+        keep.forEach((c, n) => rows.set(data.subarray((r * seq + c) * dim, (r * seq + c + 1) * dim), n * dim));
+        tokenRows[t] = rows;
+      });
+    }
+  }
+  const parts = m.mode === 'pooled' ? pooled : tokenRows;
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const data = new Float32Array(total);
+  let at = 0;
+  for (const p of parts) {
+    data.set(p, at);
+    at += p.length;
+  }
+  const lengths = m.mode === 'tokens' ? Int32Array.from(tokenRows, (r) => (dim ? r.length / dim : 0)) : null;
+  return { id: m.id, data, lengths, dim, realTokens: real, paddedTokens: padded };
+}
+
+port.on('message', (message: InitMessage | RunMessage) => {
+  const work = message.type === 'init'
+    ? init(message).then(() => reply({ type: 'ready', info }))
+    : run(message).then((r) => reply({ type: 'result', result: r }, r.lengths ? [r.data.buffer as ArrayBuffer, r.lengths.buffer as ArrayBuffer] : [r.data.buffer as ArrayBuffer]));
+  work.catch((e: unknown) => {
+    const error = e instanceof Error ? e.message : String(e);
+    reply(message.type === 'init' ? { type: 'init-error', error } : { type: 'run-error', id: message.id, error });
+  });
+});

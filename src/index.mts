@@ -55,5 +55,8 @@ export {
   attention,
   attentionAsync,
   mergeAttentionStates,
+  SqueezedAttention,
+  hyperAttention,
+  hyperAttentionAsync,
 } from './index.js';
 export type * from './index.js';

@@ -98,3 +98,12 @@ export type {
 } from './rope/index.js';
 export { attention, attentionAsync, mergeAttentionStates } from './attention/index.js';
 export type { AttentionOptions, AttentionResult, AttentionDType, MergeAttentionOptions } from './attention/index.js';
+export { SqueezedAttention, hyperAttention, hyperAttentionAsync } from './attention/index.js';
+export type {
+  SqueezedAttentionOptions,
+  SqueezedAttendOptions,
+  SqueezedAttendResult,
+  SqueezedLayout,
+  HyperAttentionOptions,
+  HyperAttentionResult,
+} from './attention/index.js';

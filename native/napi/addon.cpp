@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_fde(env, exports);
   register_rope(env, exports);
   register_attention(env, exports);
+  register_approx_attention(env, exports);
 #ifdef TESSERA_WITH_CUDA
   register_cuda(env, exports);
 #endif

@@ -11,6 +11,7 @@ void register_binary(Napi::Env env, Napi::Object exports);
 void register_fde(Napi::Env env, Napi::Object exports);
 void register_rope(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
+void register_approx_attention(Napi::Env env, Napi::Object exports);
 #ifdef TESSERA_WITH_CUDA
 void register_cuda(Napi::Env env, Napi::Object exports);
 #endif

@@ -23,7 +23,7 @@ namespace {
 
 constexpr std::uint64_t kKmeansLabel = 0x53515A4B4D000000ull;  // "SQZKM": one stream per head below it
 constexpr std::size_t kRowGrain = 64;                           // rows per chunk of the assignment step
-constexpr std::size_t kQueryGrain = 8;                          // queries per unit of attend
+constexpr std::size_t kQueryGrain = 64;                         // queries per unit of attend
 
 // Cluster of each row of x [n, dim]: argmax_c x.c - |c|^2 / 2 (the nearest centroid in L2), lowest c on ties.
 // ct: dim x clusters (centroids transposed); half: |c|^2 / 2. Returns whether any assignment changed.
@@ -230,26 +230,32 @@ Status SqueezedIndex::attend(const float* q, const SqueezedQuery& o, float* out,
   const fde::detail::GemmFn gemm = fde::detail::gemm(active_simd_level());
   const double log_threshold = o.threshold > 0 ? std::log(o.threshold) : -std::numeric_limits<double>::infinity();
   const std::size_t want = o.keep_fraction > 0 ? static_cast<std::size_t>(std::ceil(o.keep_fraction * n - 1e-9)) : 0;
-  // Centroids transposed per head, for one GEMM per block of queries.
-  std::vector<float> ct;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
   struct Scratch {
-    std::vector<float> cs, scores, acc;
-    std::vector<std::uint32_t> kept;
+    std::vector<float> cs, qb, sb, tb, acc, mx, l;
+    std::vector<std::uint8_t> keep;
+    std::vector<std::uint32_t> sorted, rows;
   };
   try {
-    ct.resize(c.heads_kv * dim * k);
+    // Centroids transposed per head (one GEMM per block of queries) and the largest cluster (scratch sizes).
+    std::vector<float> ct(c.heads_kv * dim * k);
+    std::size_t largest = 1;
     for (std::size_t h = 0; h < c.heads_kv; ++h)
-      for (std::size_t j = 0; j < k; ++j)
+      for (std::size_t j = 0; j < k; ++j) {
+        largest = std::max<std::size_t>(largest, offsets_[h * (k + 1) + j + 1] - offsets_[h * (k + 1) + j]);
         for (std::size_t d = 0; d < dim; ++d) ct[(h * dim + d) * k + j] = centroids_[(h * k + j) * dim + d];
+      }
     std::vector<std::uint64_t> kept_keys(units, 0);
     const std::size_t slots = slots_for(units, 1);
     std::vector<Scratch> scratch(slots);
     for (Scratch& s : scratch) {
-      s.cs.resize(kQueryGrain * k);
-      s.scores.resize(n);
-      s.acc.resize(dim_v);
-      s.kept.resize(k);
+      s.cs.resize(kQueryGrain * k), s.keep.resize(kQueryGrain * k), s.sorted.resize(k), s.rows.resize(kQueryGrain);
+      s.qb.resize(kQueryGrain * dim), s.sb.resize(kQueryGrain * largest), s.tb.resize(kQueryGrain * dim_v);
+      s.acc.resize(kQueryGrain * dim_v), s.mx.resize(kQueryGrain), s.l.resize(kQueryGrain);
     }
+    // A unit is one query head and a block of queries. The block's queries choose their clusters; then, cluster by
+    // cluster, the queries that kept it score its keys with one GEMM and fold them into their online softmax
+    // (FlashAttention's running max and sum), the value sum being a second GEMM. Work is the kept (query, key) pairs.
     auto body = [&](std::size_t begin, std::size_t end, std::size_t slot) {
       Scratch& sc = scratch[slot];
       for (std::size_t u = begin; u < end; ++u) {
@@ -259,11 +265,12 @@ Status SqueezedIndex::attend(const float* q, const SqueezedQuery& o, float* out,
         const float* kt = keys_t_.data() + hk * dim * n;
         const float* vs = values_.data() + hk * n * dim_v;
         const float* q0 = q + (i0 * o.heads_q + h) * dim;
-        gemm(q0, o.heads_q * dim, ct.data() + hk * dim * k, k, sc.cs.data(), k, rows, dim, k);
+        const std::size_t q_stride = o.heads_q * dim;
+        gemm(q0, q_stride, ct.data() + hk * dim * k, k, sc.cs.data(), k, rows, dim, k);
+        std::fill(sc.keep.begin(), sc.keep.end(), std::uint8_t{0});
         for (std::size_t r = 0; r < rows; ++r) {
-          const std::size_t i = i0 + r;
-          const float* qi = q0 + r * o.heads_q * dim;
           float* s = sc.cs.data() + r * k;
+          std::uint8_t* keep = sc.keep.data() + r;  // keep[j * kQueryGrain + r]: query r keeps cluster j
           // Cluster scores and the log of the estimate's denominator, log sum_k N_k exp(s_k).
           double mx = -std::numeric_limits<double>::infinity();
           for (std::size_t j = 0; j < k; ++j) {
@@ -274,56 +281,70 @@ Status SqueezedIndex::attend(const float* q, const SqueezedQuery& o, float* out,
           for (std::size_t j = 0; j < k; ++j)
             if (offsets[j + 1] > offsets[j]) z += static_cast<double>(offsets[j + 1] - offsets[j]) * std::exp(s[j] - mx);
           const double log_z = mx + std::log(z);
-          std::size_t kept = 0, kept_count = 0;
+          std::size_t kept_count = 0;
           if (want > 0) {
-            std::uint32_t* all = sc.kept.data();
+            std::uint32_t* all = sc.sorted.data();
             std::size_t m = 0;
             for (std::size_t j = 0; j < k; ++j)
               if (offsets[j + 1] > offsets[j]) all[m++] = static_cast<std::uint32_t>(j);
-            std::sort(all, all + m, [&](std::uint32_t a, std::uint32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
-            while (kept < m && kept_count < want) kept_count += offsets[all[kept] + 1] - offsets[all[kept]], ++kept;
-            std::sort(all, all + kept);
+            // The best clusters first: a partial sort of as many as the kept keys should need, widened if short.
+            auto better = [&](std::uint32_t a, std::uint32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
+            std::size_t sorted = 0, t = 0;
+            std::size_t guess = std::min(m, (want * m + n - 1) / n + 8);
+            while (kept_count < want && t < m) {
+              if (t == sorted) {
+                std::partial_sort(all + sorted, all + guess, all + m, better);
+                sorted = guess, guess = std::min(m, 2 * guess);
+              }
+              keep[all[t] * kQueryGrain] = 1, kept_count += offsets[all[t] + 1] - offsets[all[t]], ++t;
+            }
           } else {
             for (std::size_t j = 0; j < k; ++j)
-              if (offsets[j + 1] > offsets[j] && static_cast<double>(s[j]) - log_z > log_threshold) {
-                sc.kept[kept++] = static_cast<std::uint32_t>(j);
-                kept_count += offsets[j + 1] - offsets[j];
-              }
+              if (offsets[j + 1] > offsets[j] && static_cast<double>(s[j]) - log_z > log_threshold)
+                keep[j * kQueryGrain] = 1, kept_count += offsets[j + 1] - offsets[j];
           }
           kept_keys[u] += kept_count;
-          // Exact attention over the kept ranges: scores by one GEMM per range, then softmax and the value sum.
-          float* logits = sc.scores.data();
-          std::size_t at = 0;
-          for (std::size_t t = 0; t < kept; ++t) {
-            const std::uint32_t a = offsets[sc.kept[t]], len = offsets[sc.kept[t] + 1] - a;
-            gemm(qi, dim, kt + a, n, logits + at, len, 1, dim, len);
-            at += len;
+        }
+        std::fill(sc.acc.begin(), sc.acc.end(), 0.0f);
+        std::fill(sc.mx.begin(), sc.mx.end(), -kInf);
+        std::fill(sc.l.begin(), sc.l.end(), 0.0f);
+        for (std::size_t j = 0; j < k; ++j) {
+          std::size_t m = 0;
+          const std::uint8_t* keep = sc.keep.data() + j * kQueryGrain;
+          for (std::size_t r = 0; r < rows; ++r)
+            if (keep[r]) sc.rows[m++] = static_cast<std::uint32_t>(r);
+          if (m == 0) continue;
+          const std::uint32_t a = offsets[j], len = offsets[j + 1] - a;
+          for (std::size_t t = 0; t < m; ++t) std::memcpy(&sc.qb[t * dim], q0 + sc.rows[t] * q_stride, dim * sizeof(float));
+          gemm(sc.qb.data(), dim, kt + a, n, sc.sb.data(), len, m, dim, len);
+          for (std::size_t t = 0; t < m; ++t) {
+            const std::uint32_t r = sc.rows[t];
+            float* srow = sc.sb.data() + t * len;
+            float mnew = sc.mx[r];
+            for (std::size_t e = 0; e < len; ++e) mnew = std::max(mnew, srow[e] *= o.scale);
+            const float alpha = sc.mx[r] == -kInf ? 0.0f : std::exp(sc.mx[r] - mnew);
+            float sum = 0;
+            for (std::size_t e = 0; e < len; ++e) sum += (srow[e] = std::exp(srow[e] - mnew));
+            sc.l[r] = sc.l[r] * alpha + sum;
+            sc.mx[r] = mnew;
+            float* acc = sc.acc.data() + r * dim_v;
+            for (std::size_t d = 0; d < dim_v; ++d) acc[d] *= alpha;
           }
+          gemm(sc.sb.data(), len, vs + static_cast<std::size_t>(a) * dim_v, dim_v, sc.tb.data(), dim_v, m, len, dim_v);
+          for (std::size_t t = 0; t < m; ++t) {
+            float* acc = sc.acc.data() + sc.rows[t] * dim_v;
+            const float* add = sc.tb.data() + t * dim_v;
+            for (std::size_t d = 0; d < dim_v; ++d) acc[d] += add[d];
+          }
+        }
+        for (std::size_t r = 0; r < rows; ++r) {
+          const std::size_t i = i0 + r;
           float* dst = out + (i * o.heads_q + h) * dim_v;
-          float* lse_i = lse ? lse + h * o.seq_q + i : nullptr;
-          if (at == 0) {
-            std::fill(dst, dst + dim_v, 0.0f);
-            if (lse_i) *lse_i = -std::numeric_limits<float>::infinity();
-            continue;
-          }
-          float m = -std::numeric_limits<float>::infinity();
-          for (std::size_t j = 0; j < at; ++j) m = std::max(m, logits[j] *= o.scale);
-          double l = 0;
-          for (std::size_t j = 0; j < at; ++j) l += (logits[j] = std::exp(logits[j] - m));
-          float* acc = sc.acc.data();
-          std::fill(acc, acc + dim_v, 0.0f);
-          at = 0;
-          for (std::size_t t = 0; t < kept; ++t) {
-            const std::uint32_t a = offsets[sc.kept[t]], b = offsets[sc.kept[t] + 1];
-            for (std::uint32_t p = a; p < b; ++p, ++at) {
-              const float w = logits[at];
-              const float* vr = vs + static_cast<std::size_t>(p) * dim_v;
-              for (std::size_t d = 0; d < dim_v; ++d) acc[d] += w * vr[d];
-            }
-          }
-          const float inv = static_cast<float>(1.0 / l);
+          const float* acc = sc.acc.data() + r * dim_v;
+          const bool none = sc.l[r] == 0;
+          const float inv = none ? 0.0f : 1.0f / sc.l[r];
           for (std::size_t d = 0; d < dim_v; ++d) dst[d] = acc[d] * inv;
-          if (lse_i) *lse_i = static_cast<float>(m + std::log(l));
+          if (lse) lse[h * o.seq_q + i] = none ? -kInf : sc.mx[r] + std::log(sc.l[r]);
         }
       }
     };

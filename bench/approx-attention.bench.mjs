@@ -9,8 +9,10 @@
 //       keys themselves or seeded Gaussians. For HyperAttention, self-attention over the document tokens.
 //       Unit vectors give nearly flat softmaxes at scale 1/√128, so a sharper scale (16) is reported too.
 //   (b) synthetic, seeded (Tessera's Rng): 64 cluster centres per head of norm 4, keys = centre + 0.1·N(0, I); queries
-//       = 3 × a random centre + 0.1·N(0, I) ("clustered"); and plain N(0, I) queries and keys ("gaussian"), where
-//       attention is nearly uniform and both approximations are weak.
+//       = 3 × a random centre + 0.1·N(0, I) ("clustered"), or for self-attention 3 × the centre of the same token's key
+//       ("clustered, matched"), also with 0.02·N(0, I) noise ("tight"), where the LSH buckets follow the clusters;
+//       and plain N(0, I) queries and keys ("gaussian"), where attention is nearly uniform and both approximations are
+//       weak.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,8 +55,12 @@ function colbert() {
   return { dim: manifest.dim, docs: read('documents'), queries: read('queries') };
 }
 
-/** Keys around `clusters` centres per head, [seq, heads, dim]; queries near random centres, [seqQ, heads, dim]. */
-function clustered(rng, seq, seqQ, heads, dim, clusters = 64) {
+/**
+ * Keys around `clusters` centres per head, [seq, heads, dim]; queries near centres, [seqQ, heads, dim]. `matched`:
+ * query j lies in key j's cluster (self-attention, where token j's query and key come from one hidden state);
+ * otherwise each query picks its own random cluster.
+ */
+function clustered(rng, seq, seqQ, heads, dim, { clusters = 64, matched = false, spread = 0.1 } = {}) {
   const centres = rng.normal(heads * clusters * dim);
   for (let c = 0; c < heads * clusters; c++) {
     let s = 0;
@@ -63,16 +69,17 @@ function clustered(rng, seq, seqQ, heads, dim, clusters = 64) {
   }
   const keys = rng.normal(seq * heads * dim);
   const q = rng.normal(seqQ * heads * dim);
-  const pick = rng.uniform(seq + seqQ);
+  const pick = rng.uniform((seq + seqQ) * heads);
+  const cluster = (t, h) => Math.floor(pick[t * heads + h] * clusters);
   for (let j = 0; j < seq; j++)
     for (let h = 0; h < heads; h++) {
-      const c = Math.floor(pick[j] * clusters);
-      for (let d = 0; d < dim; d++) keys[(j * heads + h) * dim + d] = centres[(h * clusters + c) * dim + d] + 0.1 * keys[(j * heads + h) * dim + d];
+      const c = cluster(j, h);
+      for (let d = 0; d < dim; d++) keys[(j * heads + h) * dim + d] = centres[(h * clusters + c) * dim + d] + spread * keys[(j * heads + h) * dim + d];
     }
   for (let i = 0; i < seqQ; i++)
     for (let h = 0; h < heads; h++) {
-      const c = Math.floor(pick[seq + i] * clusters);
-      for (let d = 0; d < dim; d++) q[(i * heads + h) * dim + d] = 3 * centres[(h * clusters + c) * dim + d] + 0.1 * q[(i * heads + h) * dim + d];
+      const c = cluster(matched ? i : seq + i, h);
+      for (let d = 0; d < dim; d++) q[(i * heads + h) * dim + d] = 3 * centres[(h * clusters + c) * dim + d] + spread * q[(i * heads + h) * dim + d];
     }
   return { keys, q };
 }
@@ -102,7 +109,7 @@ function squeezedRows({ data, keys, values, q, heads, seqK, seqQ, dim, scale, it
   return rows;
 }
 
-function hyperRows({ data, q, keys, values, heads, seq, dim, scale, causal = false, settings = [{}] }) {
+function hyperRows({ data, q, keys, values, heads, seq, dim, scale, causal = false, settings = [{}, { sampleSize: 0 }] }) {
   const shape = { layout: 'bshd', headsQ: heads, headsKV: heads, seqQ: seq, seqK: seq, headDim: dim, scale, causal };
   let exactOut;
   const exactMs = time(() => (exactOut = attention(q, keys, values, shape).out), seq >= 16384 ? 1 : 2);
@@ -150,12 +157,14 @@ export async function report({ quick = false, outDir }) {
     const gk = rng.normal(seq * heads * dim), gq = rng.normal(256 * heads * dim);
     for (const r of squeezedRows({ data: 'synthetic gaussian', keys: gk, values, q: gq, heads, seqK: seq, seqQ: 256, dim, scale, iterations, settings: [{ keepFraction: 0.25 }], decode: false })) log(r);
     // HyperAttention: self-attention over S tokens drawn the same ways.
-    const self = clustered(rng, seq, seq, heads, dim);
-    for (const r of hyperRows({ data: 'synthetic clustered', q: self.q, keys: self.keys, values, heads, seq, dim, scale })) log(r);
+    const self = clustered(rng, seq, seq, heads, dim, { matched: true });
+    for (const r of hyperRows({ data: 'synthetic clustered, matched', q: self.q, keys: self.keys, values, heads, seq, dim, scale })) log(r);
+    const tight = clustered(rng, seq, seq, heads, dim, { matched: true, spread: 0.02 });
+    for (const r of hyperRows({ data: 'synthetic tight (0.02), matched', q: tight.q, keys: tight.keys, values, heads, seq, dim, scale })) log(r);
     const gs = rng.normal(seq * heads * dim);
     for (const r of hyperRows({ data: 'synthetic gaussian', q: gs, keys: gk, values, heads, seq, dim, scale })) log(r);
     if (seq >= 16384 && dim === 128) {
-      for (const r of hyperRows({ data: 'synthetic clustered', q: self.q, keys: self.keys, values, heads, seq, dim, scale, causal: true })) log(r);
+      for (const r of hyperRows({ data: 'synthetic clustered, matched', q: self.q, keys: self.keys, values, heads, seq, dim, scale, causal: true, settings: [{}] })) log(r);
     }
   }
   const f = (x, d = 3) => (x >= 100 ? x.toFixed(0) : x.toFixed(d));

@@ -6,9 +6,11 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 #include "tessera/approx_attention.h"
+#include "tessera/rng.h"
 #include "tessera/runtime.h"
 #include "test_util.h"
 
@@ -169,6 +171,53 @@ TEST_CASE("HyperAttention: exact regimes on every level, a plan that is a permut
   REQUIRE(set_thread_count(3) == Status::ok);
   REQUIRE(at::hyper_attend(q.data(), k.data(), v.data(), s, o, three.data(), nullptr) == Status::ok);
   CHECK(one == three);
+}
+
+TEST_CASE("HyperAttention's plan: stable sort by the Gray rank of the LSH sign pattern, samples from the stated stream") {
+  at::Shape s;
+  s.batch = 2, s.heads_q = 2, s.heads_kv = 1, s.seq_q = 300, s.seq_k = 257, s.head_dim = 24, s.head_dim_v = 24;
+  s.layout = at::Layout::bhsd;
+  const auto q = normals(s.batch * s.heads_q * s.seq_q * s.head_dim, 8);
+  const auto k = normals(s.batch * s.heads_kv * s.seq_k * s.head_dim, 9);
+  at::HyperOptions o;
+  o.scale = 0.2f, o.min_seq_len = 100, o.block_size = 32, o.sample_size = 40, o.lsh_bits = 5, o.seed = 77;
+  std::vector<std::uint32_t> qo(s.batch * s.heads_q * s.seq_q), ko(s.batch * s.heads_q * s.seq_k), sm(s.batch * s.heads_q * 40);
+  REQUIRE(at::hyper_plan(q.data(), k.data(), s, o, qo.data(), ko.data(), sm.data()) == Status::ok);
+  const auto proj = normals(s.head_dim * o.lsh_bits, rng::derive(o.seed, at::kHyperLshLabel));
+  // The rank in the Gray sequence of x's sign pattern, or -1 when a projection is too close to 0 to be sure of.
+  auto rank = [&](const float* x) -> long {
+    std::uint32_t code = 0;
+    for (std::size_t r = 0; r < o.lsh_bits; ++r) {
+      double dot = 0;
+      for (std::size_t d = 0; d < s.head_dim; ++d) dot += static_cast<double>(x[d]) * proj[d * o.lsh_bits + r];
+      if (std::fabs(dot) < 1e-4) return -1;
+      if (dot > 0) code |= 1u << r;
+    }
+    long g = -1;
+    for (std::uint32_t i = 0; i < (1u << o.lsh_bits); ++i)
+      if ((i ^ (i >> 1)) == code) g = i;
+    return g;
+  };
+  std::size_t checked = 0;
+  for (std::size_t b = 0; b < s.batch; ++b)
+    for (std::size_t h = 0; h < s.heads_q; ++h) {
+      const std::size_t id = b * s.heads_q + h;
+      for (auto [order, x, n, heads, head] : {std::tuple{qo.data() + id * s.seq_q, q.data(), s.seq_q, s.heads_q, h},
+                                              std::tuple{ko.data() + id * s.seq_k, k.data(), s.seq_k, s.heads_kv, std::size_t{0}}}) {
+        long last_rank = -1;
+        std::uint32_t last_index = 0;
+        for (std::size_t p = 0; p < n; ++p) {
+          const long r = rank(x + ((b * heads + head) * n + order[p]) * s.head_dim);  // bhsd rows
+          if (r < 0) continue;
+          CHECK(r >= last_rank);                                 // sorted by bucket rank
+          if (r == last_rank) CHECK(order[p] > last_index);      // stable within a bucket
+          last_rank = r, last_index = order[p], ++checked;
+        }
+      }
+      const std::uint64_t stream = rng::derive(rng::derive(o.seed, at::kHyperSampleLabel), (std::uint64_t{id} << 24) | 1);
+      for (std::size_t t = 0; t < 40; ++t) CHECK(sm[id * 40 + t] == rng::to_below(rng::u64(stream, t), s.seq_k));
+    }
+  CHECK(checked > 2000);
 }
 
 TEST_CASE("HyperAttention rejects bad arguments") {

@@ -86,6 +86,16 @@ struct HyperOptions {
 
 constexpr std::size_t kMaxLshBits = 16;
 
+// The random choices, from Tessera's generator (tessera/rng.h), for reproduction outside Tessera:
+// - LSH projections: P = fill_normal(derive(seed, kHyperLshLabel), 0, ., head_dim x lsh_bits), P[d * lsh_bits + r],
+//   shared by every head; row x gets code c = sum_r [x.P_r > 0] 2^r (float32 dot, d in order) and is sorted by the rank
+//   of c in the reflected Gray sequence (g(i) = i ^ (i >> 1)), so neighbouring ranks differ in one sign bit.
+// - samples of (batch b, query head h) at recursion node n (1 = the whole non-causal problem; node m's causal halves are
+//   2m and 2m + 1): sorted key position t = below(u64(derive(derive(seed, kHyperSampleLabel), (b heads_q + h) << 24 | n),
+//   t), n_k) for t < sample_size.
+constexpr std::uint64_t kHyperLshLabel = 0x4859504C53480000ull;     // "HYPLSH"
+constexpr std::uint64_t kHyperSampleLabel = 0x48595053414D0000ull;  // "HYPSAM"
+
 // q, k, v, out in `shape`'s layout, float32; lse (optional) [batch, heads_q, seq_q]. Exact attention (the core's
 // attend) when seq_q or seq_k is below min_seq_len. Otherwise, per (batch, query head):
 //   non-causal: queries and keys stably sorted by LSH bucket; key block b = sorted keys [b B, min((b + 1) B, n_k)),

@@ -24,8 +24,8 @@
 namespace tessera::attention {
 namespace {
 
-constexpr std::uint64_t kLshLabel = 0x4859504C53480000ull;     // "HYPLSH": the Gaussian projections
-constexpr std::uint64_t kSampleLabel = 0x48595053414D0000ull;  // "HYPSAM": the sampled columns
+constexpr std::uint64_t kLshLabel = kHyperLshLabel;        // the Gaussian projections
+constexpr std::uint64_t kSampleLabel = kHyperSampleLabel;  // the sampled columns
 
 struct Context {
   HyperOptions o;

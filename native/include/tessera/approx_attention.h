@@ -71,7 +71,7 @@ class SqueezedIndex {
   SqueezedConfig config_;
   std::vector<std::uint32_t> offsets_, order_;
   std::vector<float> centroids_;
-  std::vector<float> keys_t_;  // per head, head_dim x seq_k: reordered keys, transposed (scores of a range = one GEMM)
+  std::vector<float> keys_t_;  // per head, per cluster: its keys as one head_dim x size block, transposed (one GEMM)
   std::vector<float> values_;  // per head, seq_k x head_dim_v, reordered
 };
 

@@ -187,10 +187,11 @@ Status SqueezedIndex::build(const float* keys, const float* values, const Squeez
       float* cent = index->centroids_.data() + h * k * dim;
       for (std::size_t j = 0; j < k; ++j) {
         std::fill(sums.begin(), sums.begin() + dim, 0.0);
+        const std::size_t a = offsets[j], len = offsets[j + 1] - a;
         for (std::uint32_t p = offsets[j]; p < offsets[j + 1]; ++p) {
           const float* row = keys + (order[p] * heads + h) * dim;
           for (std::size_t d = 0; d < dim; ++d) {
-            kt[d * n + p] = row[d];
+            kt[a * dim + d * len + (p - a)] = row[d];  // the cluster's block, transposed
             sums[d] += row[d];
           }
           std::memcpy(vs + p * dim_v, values + (order[p] * heads + h) * dim_v, dim_v * sizeof(float));
@@ -316,7 +317,7 @@ Status SqueezedIndex::attend(const float* q, const SqueezedQuery& o, float* out,
           if (m == 0) continue;
           const std::uint32_t a = offsets[j], len = offsets[j + 1] - a;
           for (std::size_t t = 0; t < m; ++t) std::memcpy(&sc.qb[t * dim], q0 + sc.rows[t] * q_stride, dim * sizeof(float));
-          gemm(sc.qb.data(), dim, kt + a, n, sc.sb.data(), len, m, dim, len);
+          gemm(sc.qb.data(), dim, kt + static_cast<std::size_t>(a) * dim, len, sc.sb.data(), len, m, dim, len);
           for (std::size_t t = 0; t < m; ++t) {
             const std::uint32_t r = sc.rows[t];
             float* srow = sc.sb.data() + t * len;

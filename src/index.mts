@@ -70,5 +70,8 @@ export {
   ensureDefaultModel,
   cacheDir,
   DEFAULT_MODEL_PACKAGE,
+  SqueezedAttention,
+  hyperAttention,
+  hyperAttentionAsync,
 } from './index.js';
 export type * from './index.js';

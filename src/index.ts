@@ -134,3 +134,12 @@ export type {
 } from './attention/index.js';
 export { Embedder, ensureDefaultModel, cacheDir, DEFAULT_MODEL_PACKAGE } from './embed/index.js';
 export type { EmbedderOptions, Embeddings, TokenEmbeddings, BatchStats, Pooling, DefaultModelFiles, ModelInfo } from './embed/index.js';
+export { SqueezedAttention, hyperAttention, hyperAttentionAsync } from './attention/index.js';
+export type {
+  SqueezedAttentionOptions,
+  SqueezedAttendOptions,
+  SqueezedAttendResult,
+  SqueezedLayout,
+  HyperAttentionOptions,
+  HyperAttentionResult,
+} from './attention/index.js';

@@ -33,6 +33,11 @@ mv.add(new Int32Array([1]), new Float32Array(8), new Int32Array([1]));
 for (const m of ['add', 'remove', 'search', 'searchAsync', 'size', 'memoryBytes', 'exportContents', 'importContents'])
   addon['mv.' + m] = (...args) => mv[m](...args);
 addon['new MultiVectorIndexHandle'] = (...args) => new addon.MultiVectorIndexHandle(...args);
+const sq = new addon.SqueezedAttentionHandle();
+sq.build(new Float32Array(16), new Float32Array(16), 1, 4, 4, 4, 2, 2, 1n);
+for (const m of ['build', 'buildAsync', 'attend', 'attendAsync', 'layout', 'memoryBytes'])
+  addon['sq.' + m] = (...args) => sq[m](...args);
+addon['new SqueezedAttentionHandle'] = (...args) => new addon.SqueezedAttentionHandle(...args);
 const fns = Object.keys(addon).filter((k) => typeof addon[k] === 'function');
 const counts = { ok: 0, TypeError: 0, RangeError: 0, Error: 0 };
 const pending = [];

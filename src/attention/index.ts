@@ -1,5 +1,5 @@
 // The attention module: exact tiled attention with the masks long context needs, the merge of attention states, and
-// the pooling heads of embedding models.
+// the pooling heads of embedding models, approximate long-context attention (Squeezed Attention, HyperAttention).
 export { attention, attentionAsync, mergeAttentionStates } from './attention.js';
 export type { AttentionOptions, AttentionResult, AttentionDType, MergeAttentionOptions } from './attention.js';
 export { KvCache } from './kv-cache.js';
@@ -26,3 +26,12 @@ export type {
   TargetAttentionWeights,
   TargetAttentionOptions,
 } from './pooling.js';
+export { SqueezedAttention, hyperAttention, hyperAttentionAsync } from './approx.js';
+export type {
+  SqueezedAttentionOptions,
+  SqueezedAttendOptions,
+  SqueezedAttendResult,
+  SqueezedLayout,
+  HyperAttentionOptions,
+  HyperAttentionResult,
+} from './approx.js';

@@ -121,6 +121,14 @@ export interface Binding {
     seq: number,
     dim: number,
   ): void;
+  SqueezedAttentionHandle: new () => SqueezedAttentionHandle;
+  hyperAttention(...args: HyperAttentionArgs): Float32Array;
+  hyperAttentionAsync(...args: HyperAttentionArgs): Promise<Float32Array>;
+  hyperAttentionPlan(
+    q: Float32Array,
+    k: Float32Array,
+    ...shape: HyperShapeArgs
+  ): { queryOrder: Int32Array; keyOrder: Int32Array; samples: Int32Array };
   /** Present in the CUDA addon only. */
   cudaProbe?(): CudaProbe;
 }
@@ -392,3 +400,40 @@ export interface MultiVectorIndexHandle {
   importContents(ids: Int32Array, lengths: Int32Array, tokens: Float32Array, fdes: Float32Array, codes: Uint8Array): void;
   release(): void;
 }
+
+/** Squeezed Attention's native index (src/attention/approx.ts owns it). */
+export interface SqueezedAttentionHandle {
+  build(keys: Float32Array, values: Float32Array, headsKV: number, seqK: number, headDim: number, headDimV: number,
+    clusters: number, iterations: number, seed: bigint): void;
+  buildAsync(keys: Float32Array, values: Float32Array, headsKV: number, seqK: number, headDim: number, headDimV: number,
+    clusters: number, iterations: number, seed: bigint): Promise<object>;
+  attend(q: Float32Array, out: Float32Array, lse: Float32Array | null, headsQ: number, seqQ: number, scale: number,
+    threshold: number, keepFraction: number): number;
+  attendAsync(q: Float32Array, out: Float32Array, lse: Float32Array | null, headsQ: number, seqQ: number, scale: number,
+    threshold: number, keepFraction: number): Promise<{ keptFraction: number }>;
+  layout(): { offsets: Int32Array; order: Int32Array; centroids: Float32Array };
+  memoryBytes(): number;
+  release(): void;
+}
+
+/** HyperAttention's shape and options, in the native call's order. */
+export type HyperShapeArgs = [
+  layout: 'bshd' | 'bhsd',
+  batch: number,
+  headsQ: number,
+  headsKV: number,
+  seqQ: number,
+  seqK: number,
+  headDim: number,
+  headDimV: number,
+  scale: number,
+  causal: boolean,
+  blockSize: number,
+  sampleSize: number,
+  lshBits: number,
+  minSeqLen: number,
+  seed: bigint,
+];
+
+/** The native HyperAttention call's positional arguments. */
+export type HyperAttentionArgs = [q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array | null, ...shape: HyperShapeArgs];

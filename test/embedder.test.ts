@@ -177,6 +177,11 @@ describe.skipIf(!haveBert)('Embedder on ONNX models with the real BERT tokenizer
       outputs: [{ name: 'y', elemType: ONNX_FLOAT, dims: ['b', 's'] }],
     });
     await expect(Embedder.load({ model: new Uint8Array(noTokens), tokenizer: TOKENIZER })).rejects.toThrow(/no \[batch, seq, dim\] token output/);
+    // Pooling 'none' on a model without a [batch, dim] output: embedTokens works, embed() explains.
+    const none = await Embedder.load({ model: MODEL, tokenizer: TOKENIZER, pooling: 'none' });
+    expect(Array.from((await none.embedTokens(['hello world', 'hello'])).lengths)).toEqual([2, 1]);
+    await expect(none.embed(['hello'])).rejects.toThrow(/pooling 'none' needs a \[batch, dim\] output.*logits/);
+    await none.dispose();
     const e = await Embedder.load({ model: MODEL, tokenizer: TOKENIZER });
     expect(await e.embed([])).toEqual({ data: new Float32Array(0), count: 0, dim: 30522 });
     await expect(e.embed('text' as never)).rejects.toThrow(TypeError);

@@ -82,9 +82,7 @@ async function init(m: InitMessage): Promise<void> {
   }
   tokenOutput ??= ranked(3)[0] ?? null;
   if (m.pooling === 'none') sentenceOutput ??= ranked(2)[0] ?? null;
-  if (m.pooling === 'none' && sentenceOutput === null) {
-    throw new Error(`Embedder.load: pooling 'none' needs a [batch, dim] output: ${described}`);
-  }
+  // Pooling 'none' with no [batch, dim] output still loads: embedTokens works, embed() says what is missing.
   if (tokenOutput === null && (m.pooling !== 'none' || m.needTokens)) {
     throw new Error(`Embedder.load: no [batch, seq, dim] token output to pool: ${described}`);
   }
@@ -109,6 +107,10 @@ function tensorOf(name: string, data: BigInt64Array, dims: number[]) {
 }
 
 async function run(m: RunMessage): Promise<RunResult> {
+  if (m.mode === 'pooled' && m.pooling === 'none' && info.sentenceOutput === null) {
+    throw new Error(`pooling 'none' needs a [batch, dim] output, and the model's outputs are [${info.outputs.join(', ')}]: ` +
+      "load it with pooling 'mean', 'cls' or 'last', or use embedTokens()");
+  }
   const ids = tokenize(m.texts, m.maxLength);
   const order = ids.map((_, i) => i);
   if (m.bucketing) order.sort((a, b) => ids[a]!.length - ids[b]!.length || a - b);

@@ -122,6 +122,51 @@ describe.skipIf(!haveBert)('Embedder on ONNX models with the real BERT tokenizer
     }
   });
 
+  it('chunks long texts (windows with overlap, each wrapped in [CLS] … [SEP]) and merges them, against a float64 reference', async () => {
+    const { bytes, table, dim } = lookupModel();
+    const t = new Tokenizer(JSON.parse(fs.readFileSync(TOKENIZER, 'utf8')), {});
+    const long = 'the quick brown fox jumps over the lazy dog while seven wizards quietly judge boxing matches nearby today';
+    const texts = [long, 'short text', long.split(' ').slice(0, 9).join(' ')];
+    const maxLength = 8, overlap = 2, width = maxLength - 2, step = width - overlap;
+    const rowOf = (ids: number[]) => {
+      const row = new Float64Array(dim);
+      for (const id of ids) for (let d = 0; d < dim; d++) row[d]! += table[id * dim + d]! / ids.length;
+      return row;
+    };
+    for (const merge of ['weighted', 'mean'] as const) {
+      const want = texts.map((text) => {
+        const ids = t.encode(text).ids;
+        if (ids.length <= maxLength) return rowOf(ids);
+        const body = ids.slice(1, -1), acc = new Float64Array(dim);
+        let total = 0;
+        for (let start = 0; ; start += step) {
+          const w = body.slice(start, start + width), weight = merge === 'weighted' ? w.length : 1;
+          rowOf([ids[0]!, ...w, ids[ids.length - 1]!]).forEach((x, d) => (acc[d]! += weight * x));
+          total += weight;
+          if (start + width >= body.length) break;
+        }
+        const mean = acc.map((x) => x / total), norm = Math.hypot(...mean);
+        return mean.map((x) => x / norm);
+      }).map((row) => {
+        const norm = Math.hypot(...row);
+        return row.map((x) => x / norm);
+      });
+      const e = await Embedder.load({ model: bytes, tokenizer: TOKENIZER, maxLength, long: 'chunk', overlap, merge, batchSize: 3 });
+      const r = await e.embed(texts);
+      expect(maxError(r.data, want, dim)).toBeLessThan(1e-6);
+      // Token output: every content token once, in order, whatever the chunking.
+      const tok = await e.embedTokens(texts);
+      expect(Array.from(tok.lengths)).toEqual(texts.map((x) => t.encode(x).ids.length - 2));
+      const ids = t.encode(long).ids.slice(1, -1);
+      ids.forEach((id, c) => {
+        const row = table.subarray(id * dim, (id + 1) * dim), norm = Math.hypot(...row); // token vectors are normalised too
+        for (let d = 0; d < dim; d++) expect(Math.abs(tok.data[c * dim + d]! - row[d]! / norm)).toBeLessThan(1e-6);
+      });
+      await e.dispose();
+    }
+    await expect(Embedder.load({ model: bytes, tokenizer: TOKENIZER, maxLength: 8, overlap: 8 })).rejects.toThrow(/overlap/);
+  });
+
   it('bucketing cuts the padding of mixed-length batches', async () => {
     const texts = Array.from({ length: 24 }, (_, i) => 'word '.repeat(i % 2 === 0 ? 2 : 40));
     const e = await Embedder.load({ model: MODEL, tokenizer: TOKENIZER, batchSize: 4 });

@@ -36,6 +36,13 @@ export interface EmbedderOptions {
   threads?: number;
   /** Matryoshka: keep the first `dims` dimensions and renormalise. */
   dims?: number;
+  /** Texts longer than maxLength: 'truncate' (default) or 'chunk' (windows of maxLength tokens, their vectors
+   *  merged; embedTokens concatenates their token vectors). */
+  long?: 'truncate' | 'chunk';
+  /** Tokens neighbouring chunks share (default 0). */
+  overlap?: number;
+  /** How chunk vectors merge: 'weighted' by their token counts (default) or a plain 'mean'. */
+  merge?: 'mean' | 'weighted';
 }
 
 export interface Embeddings {
@@ -61,6 +68,7 @@ export interface BatchStats {
 
 const OPTION_KEYS: readonly (keyof EmbedderOptions)[] = [
   'model', 'tokenizer', 'pooling', 'normalize', 'output', 'maxLength', 'batchSize', 'bucketing', 'threads', 'dims',
+  'long', 'overlap', 'merge',
 ];
 
 // The compiled worker sits beside this file in dist/; run from the TypeScript sources (the test suite), it is taken
@@ -86,6 +94,9 @@ interface Settings {
   batchSize: number;
   bucketing: boolean;
   dims: number | null;
+  chunk: boolean;
+  overlap: number;
+  merge: 'mean' | 'weighted';
 }
 
 /**
@@ -144,7 +155,14 @@ export class Embedder {
       batchSize: o.batchSize === undefined ? 32 : expectInteger(o.batchSize, 'batchSize', 1, 1 << 16),
       bucketing: expectBoolean(o.bucketing, 'bucketing', true),
       dims: o.dims === undefined ? null : expectInteger(o.dims, 'dims', 1, 1 << 20),
+      chunk: (o.long === undefined ? 'truncate' : expectOneOf(o.long, 'long', ['truncate', 'chunk'] as const)) === 'chunk',
+      overlap: 0,
+      merge: o.merge === undefined ? 'weighted' : expectOneOf(o.merge, 'merge', ['mean', 'weighted'] as const),
     };
+    if (o.overlap !== undefined) {
+      settings.overlap = expectInteger(o.overlap, 'overlap', 0, 1 << 20);
+      if (settings.overlap >= settings.maxLength) throw new RangeError(`"overlap" (${settings.overlap}) must be less than "maxLength" (${settings.maxLength})`);
+    }
     const threads = o.threads === undefined ? os.availableParallelism() : expectInteger(o.threads, 'threads', 1, 1024);
     const worker = new Worker(workerPath());
     const init: InitMessage = { type: 'init', model, tokenizer, threads, pooling, output: o.output ?? null, needTokens: false };
@@ -174,6 +192,7 @@ export class Embedder {
     const id = this.#next++;
     const message: RunMessage = {
       type: 'run', id, texts: texts as string[], mode, pooling: s.pooling, maxLength: s.maxLength, batchSize: s.batchSize, bucketing: s.bucketing,
+      chunk: s.chunk, overlap: s.overlap, merge: s.merge,
     };
     return new Promise<RunResult>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });

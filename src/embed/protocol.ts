@@ -22,6 +22,10 @@ export interface RunMessage {
   maxLength: number;
   batchSize: number;
   bucketing: boolean;
+  /** Long texts: chunked (true) or truncated; chunks share `overlap` tokens and merge by mean or length-weighted. */
+  chunk: boolean;
+  overlap: number;
+  merge: 'mean' | 'weighted';
 }
 
 export interface ModelInfo {

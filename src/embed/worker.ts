@@ -90,14 +90,58 @@ async function init(m: InitMessage): Promise<void> {
   info = { inputs, outputs, tokenOutput, sentenceOutput, dim: dimMeta ? lastDim(dimMeta) ?? null : null, source };
 }
 
-/** Token ids of each text, cut to maxLength (a final special token, e.g. [SEP], is kept at the end). */
-function tokenize(texts: string[], maxLength: number): number[][] {
-  return texts.map((text) => {
+/** The token ids the model runs: one piece per text, or several when long texts are chunked. */
+interface Pieces {
+  ids: number[][];
+  /** The text each piece belongs to, its weight in a length-weighted merge, and (for token output) how many of its
+   *  leading content tokens repeat the previous piece's (the overlap). */
+  owner: number[];
+  weight: number[];
+  skip: number[];
+}
+
+/**
+ * Truncation cuts a text to maxLength tokens, keeping a final special token (e.g. [SEP]). Chunking (LongEmbed's
+ * chunking baseline, LongAlign's segment encoding) cuts the content tokens into windows of maxLength minus the
+ * special tokens, `overlap` tokens shared by neighbours, each window wrapped in the text's own leading and trailing
+ * special tokens.
+ */
+function split(texts: string[], m: RunMessage): Pieces {
+  const p: Pieces = { ids: [], owner: [], weight: [], skip: [] };
+  texts.forEach((text, t) => {
     const ids = tokenizer.encode(text).ids;
-    if (ids.length <= maxLength) return ids;
-    const last = ids[ids.length - 1]!;
-    return specialIds.has(last) ? [...ids.slice(0, maxLength - 1), last] : ids.slice(0, maxLength);
+    const add = (piece: number[], weight: number, skip: number) => {
+      p.ids.push(piece);
+      p.owner.push(t);
+      p.weight.push(weight);
+      p.skip.push(skip);
+    };
+    if (ids.length <= m.maxLength) return add(ids, Math.max(1, ids.filter((id) => !specialIds.has(id)).length), 0);
+    const head = specialIds.has(ids[0]!) ? [ids[0]!] : [];
+    const tail = ids.length > 1 && specialIds.has(ids[ids.length - 1]!) ? [ids[ids.length - 1]!] : [];
+    if (!m.chunk) return add([...ids.slice(0, m.maxLength - tail.length), ...tail], m.maxLength, 0);
+    const body = ids.slice(head.length, ids.length - tail.length);
+    const width = Math.max(1, m.maxLength - head.length - tail.length);
+    const step = Math.max(1, width - m.overlap);
+    for (let start = 0; ; start += step) {
+      const window = body.slice(start, start + width);
+      add([...head, ...window, ...tail], window.length, start === 0 ? 0 : Math.min(m.overlap, width - 1));
+      if (start + width >= body.length) break;
+    }
   });
+  return p;
+}
+
+/** Per-text vectors from per-piece vectors: a piece's own, or the (length-weighted) mean of a text's chunks. */
+function merge(pieces: Pieces, vectors: Float32Array[], count: number, dim: number, weighted: boolean): Float32Array[] {
+  const sums = Array.from({ length: count }, () => new Float64Array(dim));
+  const totals = new Float64Array(count);
+  vectors.forEach((v, i) => {
+    const w = weighted ? pieces.weight[i]! : 1, t = pieces.owner[i]!;
+    for (let d = 0; d < dim; d++) sums[t]![d]! += w * v[d]!;
+    totals[t]! += w;
+  });
+  return sums.map((s, t) => Float32Array.from(s, (x) => x / totals[t]!));
 }
 
 function tensorOf(name: string, data: BigInt64Array, dims: number[]) {
@@ -111,7 +155,8 @@ async function run(m: RunMessage): Promise<RunResult> {
     throw new Error(`pooling 'none' needs a [batch, dim] output, and the model's outputs are [${info.outputs.join(', ')}]: ` +
       "load it with pooling 'mean', 'cls' or 'last', or use embedTokens()");
   }
-  const ids = tokenize(m.texts, m.maxLength);
+  const pieces = split(m.texts, m);
+  const ids = pieces.ids;
   const order = ids.map((_, i) => i);
   if (m.bucketing) order.sort((a, b) => ids[a]!.length - ids[b]!.length || a - b);
   let dim = info.dim ?? 0;
@@ -157,22 +202,28 @@ async function run(m: RunMessage): Promise<RunResult> {
       batch.forEach((t, r) => (pooled[t] = rows.subarray(r * dim, (r + 1) * dim)));
     } else {
       batch.forEach((t, r) => {
-        const keep = ids[t]!.map((id, c) => (specialIds.has(id) ? -1 : c)).filter((c) => c >= 0);
+        const keep = ids[t]!.map((id, c) => (specialIds.has(id) ? -1 : c)).filter((c) => c >= 0).slice(pieces.skip[t]!);
         const rows = new Float32Array(keep.length * dim);
         keep.forEach((c, n) => rows.set(data.subarray((r * seq + c) * dim, (r * seq + c + 1) * dim), n * dim));
         tokenRows[t] = rows;
       });
     }
   }
-  const parts = m.mode === 'pooled' ? pooled : tokenRows;
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const data = new Float32Array(total);
+  // Pieces back to texts: chunk vectors merged, chunk token rows concatenated in order.
+  const texts = m.texts.length;
+  const parts = m.mode === 'pooled'
+    ? ids.length === texts ? pooled : merge(pieces, pooled, texts, dim, m.merge === 'weighted')
+    : Array.from({ length: texts }, (_, t) => tokenRows.filter((_, i) => pieces.owner[i] === t));
+  const flat = parts.flat() as Float32Array[];
+  const data = new Float32Array(flat.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) {
+  for (const p of flat) {
     data.set(p, at);
     at += p.length;
   }
-  const lengths = m.mode === 'tokens' ? Int32Array.from(tokenRows, (r) => (dim ? r.length / dim : 0)) : null;
+  const lengths = m.mode === 'tokens'
+    ? Int32Array.from(parts as Float32Array[][], (rows) => (dim ? rows.reduce((n, r) => n + r.length, 0) / dim : 0))
+    : null;
   return { id: m.id, data, lengths, dim, realTokens: real, paddedTokens: padded };
 }
 

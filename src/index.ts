@@ -132,8 +132,8 @@ export type {
   TargetAttentionWeights,
   TargetAttentionOptions,
 } from './attention/index.js';
-export { Embedder, ensureDefaultModel, cacheDir, DEFAULT_MODEL_PACKAGE } from './embed/index.js';
-export type { EmbedderOptions, Embeddings, TokenEmbeddings, BatchStats, Pooling, DefaultModelFiles, ModelInfo } from './embed/index.js';
+export { Embedder, ensureDefaultModel, cacheDir, DEFAULT_MODEL_PACKAGE, extendContext } from './embed/index.js';
+export type { EmbedderOptions, Embeddings, TokenEmbeddings, BatchStats, Pooling, DefaultModelFiles, ModelInfo, ContextExtensionOptions } from './embed/index.js';
 export { SqueezedAttention, hyperAttention, hyperAttentionAsync } from './attention/index.js';
 export type {
   SqueezedAttentionOptions,

@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { DisposedError } from '../core/resource.js';
 import { expectBoolean, expectInteger, expectOneOf, expectOptions, typeName } from '../core/validate.js';
 import { l2NormalizeAsync, matryoshkaAsync } from '../vectors.js';
+import type { ContextExtensionOptions } from './context.js';
 import type { InitMessage, ModelInfo, Pooling, RunMessage, RunResult, WorkerReply } from './protocol.js';
 
 export type { Pooling } from './protocol.js';
@@ -43,6 +44,8 @@ export interface EmbedderOptions {
   overlap?: number;
   /** How chunk vectors merge: 'weighted' by their token counts (default) or a plain 'mean'. */
   merge?: 'mean' | 'weighted';
+  /** Training-free context extension: graph rewrites applied to the model before it loads (see extendContext). */
+  extend?: ContextExtensionOptions;
 }
 
 export interface Embeddings {
@@ -68,7 +71,7 @@ export interface BatchStats {
 
 const OPTION_KEYS: readonly (keyof EmbedderOptions)[] = [
   'model', 'tokenizer', 'pooling', 'normalize', 'output', 'maxLength', 'batchSize', 'bucketing', 'threads', 'dims',
-  'long', 'overlap', 'merge',
+  'long', 'overlap', 'merge', 'extend',
 ];
 
 // The compiled worker sits beside this file in dist/; run from the TypeScript sources (the test suite), it is taken
@@ -165,7 +168,8 @@ export class Embedder {
     }
     const threads = o.threads === undefined ? os.availableParallelism() : expectInteger(o.threads, 'threads', 1, 1024);
     const worker = new Worker(workerPath());
-    const init: InitMessage = { type: 'init', model, tokenizer, threads, pooling, output: o.output ?? null, needTokens: false };
+    if (o.extend !== undefined && (o.extend === null || typeof o.extend !== 'object')) throw new TypeError(`Expected "extend" to be an object, got ${typeName(o.extend)}`);
+    const init: InitMessage = { type: 'init', model, tokenizer, threads, pooling, output: o.output ?? null, needTokens: false, extend: o.extend ?? null };
     try {
       const info = await new Promise<ModelInfo>((resolve, reject) => {
         worker.once('message', (m: WorkerReply) => (m.type === 'ready' ? resolve(m.info) : reject(new Error(m.type === 'init-error' ? m.error : 'unexpected reply'))));

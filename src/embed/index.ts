@@ -5,3 +5,5 @@ export type { EmbedderOptions, Embeddings, TokenEmbeddings, BatchStats, Pooling 
 export { cacheDir, ensureDefaultModel, DEFAULT_MODEL_PACKAGE } from './default-model.js';
 export type { DefaultModelFiles } from './default-model.js';
 export type { ModelInfo } from './protocol.js';
+export { extendContext } from './context.js';
+export type { ContextExtensionOptions } from './context.js';

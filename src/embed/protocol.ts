@@ -11,6 +11,8 @@ export interface InitMessage {
   output: string | null;
   /** embedTokens needs a [batch, seq, dim] output even when pooling is 'none'. */
   needTokens: boolean;
+  /** Graph rewrites for context extension (context.ts), applied before the session is made. */
+  extend: import('./context.js').ContextExtensionOptions | null;
 }
 
 export interface RunMessage {

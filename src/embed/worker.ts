@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 
 import { poolTokens, type TokenPoolingMode } from '../attention/pooling.js';
+import { extendContext } from './context.js';
 import { ensureDefaultModel } from './default-model.js';
 import type { InitMessage, ModelInfo, RunMessage, RunResult, WorkerReply } from './protocol.js';
 
@@ -61,6 +62,7 @@ async function init(m: InitMessage): Promise<void> {
   specialIds = new Set((json.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
   const pad = (json.added_tokens ?? []).find((t) => /^(\[PAD\]|<pad>)$/i.test(t.content));
   padId = pad ? pad.id : 0;
+  if (m.extend !== null) model = extendContext(typeof model === 'string' ? new Uint8Array(fs.readFileSync(model)) : model, m.extend);
   const options = { intraOpNumThreads: m.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const };
   session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
   const inputs = [...session.inputNames], outputs = [...session.outputNames];

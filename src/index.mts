@@ -70,6 +70,7 @@ export {
   ensureDefaultModel,
   cacheDir,
   DEFAULT_MODEL_PACKAGE,
+  extendContext,
   SqueezedAttention,
   hyperAttention,
   hyperAttentionAsync,

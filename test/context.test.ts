@@ -128,6 +128,31 @@ describe('extendContext', () => {
 describe.skipIf(!sharedDataAvailable('bert-dummy'))('context extension through the Embedder (a BERT-shaped model)', () => {
   const dir = path.join(SHARED_DATA, 'bert-dummy');
   const model = path.join(dir, 'dummy_transformer_mlm.onnx'), tokenizer = path.join(dir, 'real_tokenizer.json');
+  it('feeds position_ids, grouped SelfExtend-style beyond a window (a position-table model, exact reference)', async () => {
+    const rows = 12, dim = 3, table = randomFloats(rows * dim, 21);
+    const bytes = new Uint8Array(onnxModel({
+      name: 'positions', initializers: [floatTensor('position_embeddings', table, [rows, dim])],
+      nodes: [{ op: 'Gather', inputs: ['position_embeddings', 'position_ids'], outputs: ['hidden'], attributes: [{ name: 'axis', int: 0 }] },
+        { op: 'Identity', inputs: ['input_ids'], outputs: ['ids_out'] }, { op: 'Identity', inputs: ['attention_mask'], outputs: ['mask_out'] }],
+      inputs: ['input_ids', 'attention_mask', 'position_ids'].map((name) => ({ name, elemType: ONNX_INT64, dims: ['b', 's'] })),
+      outputs: [{ name: 'hidden', elemType: ONNX_FLOAT, dims: ['b', 's', dim] }, { name: 'ids_out', elemType: ONNX_INT64, dims: ['b', 's'] }, { name: 'mask_out', elemType: ONNX_INT64, dims: ['b', 's'] }],
+    }));
+    // 'hello world …' with 16 words: [CLS] + 16 + [SEP] = 18 tokens, more than the 12 positions; grouped (W 6, G 2)
+    // the last is 6 + ⌊11 / 2⌋ = 11.
+    const text = Array(16).fill('hello').join(' ');
+    const e = await Embedder.load({ model: bytes, tokenizer, pooling: 'last', normalize: false, positionGrouping: { groupSize: 2, window: 6 } });
+    const t = await e.embedTokens([text]);
+    expect(t.lengths[0]).toBe(16);
+    for (let c = 0; c < 16; c++) {
+      const p = c + 1, q = p < 6 ? p : 6 + Math.floor((p - 6) / 2);
+      for (let d = 0; d < dim; d++) expect(t.data[c * dim + d]).toBe(table[q * dim + d]);
+    }
+    await e.dispose();
+    const plain = await Embedder.load({ model: bytes, tokenizer });
+    await expect(plain.embed([text])).rejects.toThrow(/indices|out of bounds|index/i); // 18 positions, 12 rows
+    await plain.dispose();
+  });
+
   it('TempScale rewires every attention softmax behind a Mul by 1/τ; τ = 1 leaves the embeddings bit-identical', async () => {
     const bytes = new Uint8Array(fs.readFileSync(model));
     const before = new OnnxGraph(bytes);

@@ -46,6 +46,9 @@ export interface EmbedderOptions {
   merge?: 'mean' | 'weighted';
   /** Training-free context extension: graph rewrites applied to the model before it loads (see extendContext). */
   extend?: ContextExtensionOptions;
+  /** For a model with a position_ids input: positions beyond `window` grouped `groupSize` to one (SelfExtend-style),
+   *  so a model trained on L positions reads window + (L − window) · groupSize tokens. */
+  positionGrouping?: { groupSize: number; window: number };
 }
 
 export interface Embeddings {
@@ -71,7 +74,7 @@ export interface BatchStats {
 
 const OPTION_KEYS: readonly (keyof EmbedderOptions)[] = [
   'model', 'tokenizer', 'pooling', 'normalize', 'output', 'maxLength', 'batchSize', 'bucketing', 'threads', 'dims',
-  'long', 'overlap', 'merge', 'extend',
+  'long', 'overlap', 'merge', 'extend', 'positionGrouping',
 ];
 
 // The compiled worker sits beside this file in dist/; run from the TypeScript sources (the test suite), it is taken
@@ -100,6 +103,7 @@ interface Settings {
   chunk: boolean;
   overlap: number;
   merge: 'mean' | 'weighted';
+  grouping: { groupSize: number; window: number } | null;
 }
 
 /**
@@ -161,7 +165,12 @@ export class Embedder {
       chunk: (o.long === undefined ? 'truncate' : expectOneOf(o.long, 'long', ['truncate', 'chunk'] as const)) === 'chunk',
       overlap: 0,
       merge: o.merge === undefined ? 'weighted' : expectOneOf(o.merge, 'merge', ['mean', 'weighted'] as const),
+      grouping: null,
     };
+    if (o.positionGrouping !== undefined) {
+      const g = expectOptions<{ groupSize: number; window: number }>(o.positionGrouping, 'positionGrouping', ['groupSize', 'window']);
+      settings.grouping = { groupSize: expectInteger(g.groupSize, 'positionGrouping.groupSize', 1, 1 << 20), window: expectInteger(g.window, 'positionGrouping.window', 0, 1 << 24) };
+    }
     if (o.overlap !== undefined) {
       settings.overlap = expectInteger(o.overlap, 'overlap', 0, 1 << 20);
       if (settings.overlap >= settings.maxLength) throw new RangeError(`"overlap" (${settings.overlap}) must be less than "maxLength" (${settings.maxLength})`);
@@ -196,7 +205,7 @@ export class Embedder {
     const id = this.#next++;
     const message: RunMessage = {
       type: 'run', id, texts: texts as string[], mode, pooling: s.pooling, maxLength: s.maxLength, batchSize: s.batchSize, bucketing: s.bucketing,
-      chunk: s.chunk, overlap: s.overlap, merge: s.merge,
+      chunk: s.chunk, overlap: s.overlap, merge: s.merge, grouping: s.grouping,
     };
     return new Promise<RunResult>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });

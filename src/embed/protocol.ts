@@ -28,6 +28,8 @@ export interface RunMessage {
   chunk: boolean;
   overlap: number;
   merge: 'mean' | 'weighted';
+  /** Position-id grouping fed to a model with a position_ids input (null: 0 … n − 1). */
+  grouping: { groupSize: number; window: number } | null;
 }
 
 export interface ModelInfo {

@@ -70,7 +70,7 @@ async function init(m: InitMessage): Promise<void> {
   for (const name of ['input_ids', 'attention_mask']) {
     if (!inputs.includes(name)) throw new Error(`Embedder.load: the model has no "${name}" input: ${described}`);
   }
-  const unknown = inputs.filter((n) => !['input_ids', 'attention_mask', 'token_type_ids'].includes(n));
+  const unknown = inputs.filter((n) => !['input_ids', 'attention_mask', 'token_type_ids', 'position_ids'].includes(n));
   if (unknown.length) throw new Error(`Embedder.load: the model needs inputs Tessera cannot feed (${unknown.join(', ')}): ${described}`);
   inputTypes = Object.fromEntries(session.inputMetadata.map((meta) => [meta.name, (meta as { type?: string }).type ?? 'int64']));
   const metas = session.outputMetadata;
@@ -152,6 +152,20 @@ function tensorOf(name: string, data: BigInt64Array, dims: number[]) {
   return new ort.Tensor('int64', data, dims);
 }
 
+/** Each row's position ids (0 … n − 1, padding 0), grouped SelfExtend-style beyond a window when asked:
+ *  p < W keeps p, farther positions become W + ⌊(p − W) / G⌋, so a model trained on L positions reads
+ *  W + (L − W) · G tokens with neighbours at their exact distances. */
+function positionIds(lengths: number[], seq: number, m: RunMessage): BigInt64Array {
+  const out = new BigInt64Array(lengths.length * seq);
+  lengths.forEach((n, r) => {
+    for (let p = 0; p < n; p++) {
+      const q = m.grouping === null || p < m.grouping.window ? p : m.grouping.window + Math.floor((p - m.grouping.window) / m.grouping.groupSize);
+      out[r * seq + p] = BigInt(q);
+    }
+  });
+  return out;
+}
+
 async function run(m: RunMessage): Promise<RunResult> {
   if (m.mode === 'pooled' && m.pooling === 'none' && info.sentenceOutput === null) {
     throw new Error(`pooling 'none' needs a [batch, dim] output, and the model's outputs are [${info.outputs.join(', ')}]: ` +
@@ -186,6 +200,7 @@ async function run(m: RunMessage): Promise<RunResult> {
       attention_mask: tensorOf('attention_mask', mask, dims),
     };
     if (info.inputs.includes('token_type_ids')) feeds.token_type_ids = tensorOf('token_type_ids', new BigInt64Array(batch.length * seq), dims);
+    if (info.inputs.includes('position_ids')) feeds.position_ids = tensorOf('position_ids', positionIds(batch.map((t) => ids[t]!.length), seq, m), dims);
     const fetches = [info.tokenOutput, m.mode === 'pooled' && m.pooling === 'none' ? info.sentenceOutput : null].filter((x): x is string => x !== null);
     const outputs = await session.run(feeds, [...new Set(fetches)]);
     if (m.mode === 'pooled' && m.pooling === 'none') {

@@ -25,7 +25,9 @@ export interface EmbedderOptions {
   pooling?: Pooling;
   /** L2-normalise the vectors (default true). */
   normalize?: boolean;
-  /** The model output to use (default: the first [batch, seq, dim] output, or [batch, dim] with pooling 'none'). */
+  /** The model output to use (default: the first [batch, seq, dim] output, or [batch, dim] with pooling 'none').
+   *  Layer selection (2DMSE's depth axis): name a per-layer hidden state the model exports, e.g.
+   *  'hidden_states.6', to embed from that layer. */
   output?: string;
   /** Tokens per text, longer texts are cut (default 512). */
   maxLength?: number;

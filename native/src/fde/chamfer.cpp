@@ -21,8 +21,8 @@
 namespace tessera::fde {
 namespace {
 
-// The query transposed into dim rows of `stride` floats (query tokens padded with zeros).
-std::vector<float> transpose_query(const float* q, std::size_t nq, std::size_t dim, std::size_t stride) {
+// The query transposed into dim rows of `stride` floats (query tokens padded with zeros); the x86 kernels' layout.
+[[maybe_unused]] std::vector<float> transpose_query(const float* q, std::size_t nq, std::size_t dim, std::size_t stride) {
   std::vector<float> t(dim * stride, 0.0f);
   for (std::size_t a = 0; a < nq; ++a)
     for (std::size_t i = 0; i < dim; ++i) t[i * stride + a] = q[a * dim + i];
@@ -209,7 +209,7 @@ Status chamfer_scores(const float* query, std::size_t query_tokens, const float*
   try {
     [[maybe_unused]] const SimdLevel level = active_simd_level();
     std::vector<float> qt;
-    std::size_t stride = 0;
+    [[maybe_unused]] std::size_t stride = 0;
 #if TESSERA_X86
     const bool wide = level == SimdLevel::avx512 || level == SimdLevel::avx512_vpopcntdq;
     const bool avx2 = level == SimdLevel::avx2;

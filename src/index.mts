@@ -66,5 +66,11 @@ export {
   attentiveStatsPoolAsync,
   targetAttention,
   targetAttentionAsync,
+  relativeRepresentation,
+  relativeRepresentationAsync,
+  RelativeProjector,
+  Whitening,
+  projectOut,
+  projectOutAsync,
 } from './index.js';
 export type * from './index.js';

@@ -185,6 +185,31 @@ TEST_CASE("symmetric_eigen: known spectra with repeated and zero eigenvalues, ra
   }
 }
 
+TEST_CASE("symmetric_eigen: rank-deficient covariances (fewer centred samples than dimensions) converge") {
+  // Without an absolute deflation test QL stalls on these: the zero eigenvalues leave off-diagonal noise that no
+  // test relative to the (zero) diagonal accepts.
+  for (auto [n, dim] : {std::pair<std::size_t, std::size_t>{10, 100}, {50, 200}, {100, 400}}) {
+    CAPTURE(n);
+    const auto x = normals(n * dim, 91 + n);
+    std::vector<double> mu(dim, 0.0), c(dim * dim, 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t r = 0; r < dim; ++r) mu[r] += x[i * dim + r] / static_cast<double>(n);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t r = 0; r < dim; ++r)
+        for (std::size_t k = 0; k < dim; ++k)
+          c[r * dim + k] += (x[i * dim + r] - mu[r]) * (x[i * dim + k] - mu[k]) / static_cast<double>(n - 1);
+    std::vector<double> work = c, values(dim), v(dim * dim);
+    REQUIRE(pp::symmetric_eigen(work.data(), dim, values.data(), v.data()) == Status::ok);
+    const EigenCheck check = check_eigen(c, values, v, dim);
+    CHECK(check.residual < 1e-12);
+    CHECK(check.orthogonality < 1e-12);
+    CHECK(check.descending);
+    CHECK(check.signs);
+    CHECK(values[n - 2] > 1e-3 * values[0]);  // rank n - 1: centring removes one dimension
+    for (std::size_t j = n - 1; j < dim; ++j) CHECK(std::fabs(values[j]) < 1e-13 * values[0]);
+  }
+}
+
 TEST_CASE("symmetric_eigen: argument checks") {
   std::vector<double> a = {1, 0, 0, 1}, values(2), v(4);
   CHECK(pp::symmetric_eigen(a.data(), 0, values.data(), v.data()) == Status::invalid_argument);

@@ -36,7 +36,7 @@ Status relative_representation(const float* vectors, std::size_t n, const float*
 // component positive (the first such component on ties), so results are reproducible.
 // Householder tridiagonalisation, then the implicit QL method with Wilkinson shifts; both O(dim^3) (about
 // 9 dim^3 flops with the vectors), the O(dim^3) parts threaded. Returns internal if QL fails to converge
-// (30 iterations for one eigenvalue; not seen on real matrices).
+// (60 iterations for one eigenvalue; not seen).
 Status symmetric_eigen(double* a, std::size_t dim, double* values, double* vectors) noexcept;
 
 // Fits a whitening on sample [n, dim], n >= 1: mean[dim] (float64 sums), the covariance with divisor n - 1 (np.cov's;
@@ -61,9 +61,9 @@ Status orthonormalize(const float* directions, std::size_t count, std::size_t di
                       std::size_t* rank) noexcept;
 
 // out [n, dim] = v - sum_i (v . u_i) u_i for every row v, u the orthonormal basis of `directions` (orthonormalize),
-// optionally L2-normalised afterwards; count = 0 copies (or normalises) the rows. The coefficients and the
-// reconstruction run on the blocked SIMD matrix product in float32. out may be vectors (in place) but must not
-// partly overlap it, nor overlap directions. *rank (optional) receives the basis size.
+// optionally L2-normalised afterwards; count = 0 copies (or normalises) the rows. The coefficients and the residual
+// are computed in float64 and rounded once (about 1 ulp of the row's largest value); threaded over rows. out may
+// be vectors (in place) but must not partly overlap it, nor overlap directions. *rank (optional) receives the basis size.
 Status project_out(const float* vectors, std::size_t n, const float* directions, std::size_t count, std::size_t dim,
                    bool normalize_output, float* out, std::size_t* rank = nullptr) noexcept;
 

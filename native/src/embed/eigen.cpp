@@ -17,7 +17,7 @@
 namespace tessera::postprocess {
 namespace {
 
-constexpr int kMaxIterations = 30;  // QL iterations for one eigenvalue; two or three is usual
+constexpr int kMaxIterations = 60;  // QL iterations for one eigenvalue; two or three is usual
 
 // Rows of an n-wide double matrix per chunk: about 64 KiB of work each.
 std::size_t row_grain(std::size_t n) { return std::max<std::size_t>(4, (std::size_t{1} << 13) / std::max<std::size_t>(n, 1)); }
@@ -116,13 +116,20 @@ Status tridiagonal_ql(double* d, double* e, std::size_t n, double* z) {
   std::vector<Rotation> rotations;
   rotations.reserve(n);
   const std::size_t grain = (row_grain(n) + 3) / 4 * 4;  // whole groups of four rows
+  // An off-diagonal element is negligible below eps times its diagonal neighbours, or below eps times the norm of
+  // T: a perturbation the size of the rounding already made. The absolute test matters for rank-deficient
+  // covariances, whose many (about) zero eigenvalues leave off-diagonal noise near 1e-17 ||T|| that no relative
+  // test can accept.
+  double norm = 0;
+  for (std::size_t i = 0; i < n; ++i) norm = std::max(norm, std::fabs(d[i]) + std::fabs(e[i]) + (i > 0 ? std::fabs(e[i - 1]) : 0.0));
+  const double negligible = kEps * norm;
   for (std::size_t l = 0; l < n; ++l) {
     for (int iteration = 0;; ++iteration) {
       // The first negligible off-diagonal element at or after l splits off the block l .. m.
       std::size_t m = l;
       for (; m + 1 < n; ++m) {
         const double scale = std::fabs(d[m]) + std::fabs(d[m + 1]);
-        if (std::fabs(e[m]) <= kEps * scale) break;
+        if (std::fabs(e[m]) <= kEps * scale || std::fabs(e[m]) <= negligible) break;
       }
       if (m == l) break;
       if (iteration == kMaxIterations) return Status::internal;

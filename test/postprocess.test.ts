@@ -22,6 +22,7 @@ import {
   Whitening,
   type WhiteningJSON,
 } from '../src/index.js';
+import { binding } from '../src/native/load.js';
 import { loadAda2, poisoned, randomFloats, sameBytes, sharedDataAvailable } from './helpers.js';
 
 /** max |got − want| / max |want| (the absolute error for an all-zero want); Infinity for NaN. */
@@ -599,5 +600,54 @@ describe('projectOut', () => {
     expect(() => projectOut(v, d, { dim: 3, unit: true } as unknown as { dim: number })).toThrow(/Unknown option "unit"/);
     expect(() => projectOut(v, d, {} as { dim: number })).toThrow(/"dim"/);
     await expect(projectOutAsync(v, d, { dim: 4 })).rejects.toThrow(RangeError);
+  });
+});
+
+// ---- the raw binding: the native checks behind the TypeScript ones -------------------------------------------------
+
+describe('raw post-processing binding', () => {
+  it('rejects wrong shapes, overlaps and values with TypeError or RangeError instead of crashing', async () => {
+    const b = binding();
+    const f = (n: number) => new Float32Array(n);
+    // relativeRepresentation(vectors, anchors, out, n, anchorCount, dim, anchorsNormalized, normalize)
+    expect(() => b.relativeRepresentation(f(6), f(4), f(6), 3, 2, 2, false, true)).not.toThrow();
+    expect(() => b.relativeRepresentation(f(6), f(4), f(5), 3, 2, 2, false, true)).toThrow(RangeError);
+    expect(() => b.relativeRepresentation(f(6), f(4), f(6), 3, 0, 2, false, true)).toThrow(RangeError);
+    expect(() => b.relativeRepresentation(f(6), f(4), f(6), 2 ** 40, 2 ** 40, 2, false, true)).toThrow(RangeError);
+    expect(() => b.relativeRepresentation(f(6), new Float64Array(4) as unknown as Float32Array, f(6), 3, 2, 2, false, true)).toThrow(TypeError);
+    const shared = f(12);
+    expect(() => b.relativeRepresentation(shared.subarray(0, 6), f(4), shared.subarray(6, 12), 3, 2, 2, false, true)).not.toThrow();
+    expect(() => b.relativeRepresentation(shared.subarray(0, 6), f(4), shared.subarray(5, 11), 3, 2, 2, false, true)).toThrow(/overlaps/);
+    expect(() => (b.relativeRepresentation as unknown as (...a: unknown[]) => unknown)(f(6), f(4), f(6), 3, 2, 2, false)).toThrow(TypeError);
+    // whiteningFit(sample, mean, matrix, eigenvalues, n, dim, components, epsilon)
+    const e = (n: number) => new Float64Array(n);
+    expect(() => b.whiteningFit(randomFloats(12, 1), f(3), f(9), e(3), 4, 3, 3, 1e-6)).not.toThrow();
+    expect(() => b.whiteningFit(f(12), f(3), f(9), e(3), 4, 3, 4, 1e-6)).toThrow(RangeError);
+    expect(() => b.whiteningFit(f(12), f(3), f(9), e(3), 0, 3, 3, 1e-6)).toThrow(RangeError);
+    expect(() => b.whiteningFit(f(12), f(3), f(9), e(3), 4, 3, 3, NaN)).toThrow(RangeError);
+    expect(() => b.whiteningFit(f(12), f(3), f(9), e(3), 4, 3, 3, -1)).toThrow(RangeError);
+    expect(() => b.whiteningFit(f(12), f(3), f(9), e(2), 4, 3, 3, 1e-6)).toThrow(RangeError);
+    expect(() => b.whiteningFit(f(12), f(3), f(9), e(3), 4, 3, 3, 0)).toThrow(RangeError); // zero variance, epsilon 0
+    await expect(b.whiteningFitAsync(f(12), f(3), f(9), e(3), 4, 3, 3, 0)).rejects.toThrow(RangeError);
+    const buffer = f(21);
+    expect(() => b.whiteningFit(buffer.subarray(0, 12), buffer.subarray(11, 14), f(9), e(3), 4, 3, 3, 1e-6)).toThrow(/"mean" overlaps/);
+    // whiteningTransform(x, out, mean, matrix, n, dim, components, normalize)
+    expect(() => b.whiteningTransform(f(6), f(4), f(3), f(6), 2, 3, 2, false)).not.toThrow();
+    expect(() => b.whiteningTransform(f(6), f(4), f(3), f(6), 2, 3, 4, false)).toThrow(RangeError);
+    expect(() => b.whiteningTransform(f(6), f(4), f(3), f(5), 2, 3, 2, false)).toThrow(RangeError);
+    const t = f(10);
+    expect(() => b.whiteningTransform(t.subarray(0, 6), t.subarray(6, 10), f(3), f(6), 2, 3, 2, false)).not.toThrow();
+    expect(() => b.whiteningTransform(f(6), t.subarray(0, 4), t.subarray(2, 5), f(6), 2, 3, 2, false)).toThrow(/overlaps/);
+    // projectOut(vectors, directions, out, n, count, dim, normalize): out may be vectors itself, nothing else
+    const v = f(6);
+    expect(() => b.projectOut(v, f(3), v, 2, 1, 3, false)).not.toThrow();
+    expect(() => b.projectOut(v.subarray(0, 3), f(3), v.subarray(1, 4), 1, 1, 3, false)).toThrow(/overlaps/);
+    expect(() => b.projectOut(v, v.subarray(0, 3), f(6), 2, 1, 3, false)).not.toThrow();
+    expect(() => b.projectOut(f(6), v.subarray(0, 3), v, 2, 1, 3, false)).toThrow(/overlaps/);
+    expect(() => b.projectOut(f(6), new Float32Array([NaN, 0, 0]), f(6), 2, 1, 3, false)).toThrow(RangeError);
+    expect(() => b.projectOut(f(6), f(3), f(6), 2, 1, 0, false)).toThrow(RangeError);
+    // normalizeRows(x, out, n, dim)
+    expect(Array.from(b.normalizeRows(new Float32Array([3, 4]), f(2), 1, 2))).toEqual([Math.fround(0.6), Math.fround(0.8)]);
+    expect(() => b.normalizeRows(v.subarray(0, 4), v.subarray(1, 5), 2, 2)).toThrow(/overlaps/);
   });
 });

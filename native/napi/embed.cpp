@@ -31,16 +31,18 @@ Napi::TypedArrayOf<T> exactly(const Napi::CallbackInfo& info, std::size_t i, con
   return a;
 }
 
-bool overlaps(const Napi::TypedArray& a, const Napi::TypedArray& b) {
-  const auto* pa = static_cast<const std::uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-  const auto* pb = static_cast<const std::uint8_t*>(b.ArrayBuffer().Data()) + b.ByteOffset();
-  return bytes_overlap(pa, a.ByteLength(), pb, b.ByteLength());
-}
+// The bytes of a typed array, for overlap checks (Data() accounts for the view's offset).
+struct Span {
+  const void* data;
+  std::size_t bytes;
+  template <class T>
+  Span(const Napi::TypedArrayOf<T>& a) : data(a.Data()), bytes(a.ByteLength()) {}  // NOLINT: implicit on purpose
+};
 
-void no_overlap(Napi::Env env, const Napi::TypedArray& out, std::initializer_list<Napi::TypedArray> inputs,
-                const char* name = "out") {
-  for (const Napi::TypedArray& in : inputs)
-    if (overlaps(out, in)) throw_range(env, std::string("\"") + name + "\" overlaps an input");
+void no_overlap(Napi::Env env, Span out, std::initializer_list<Span> inputs, const char* name = "out") {
+  for (const Span& in : inputs)
+    if (bytes_overlap(out.data, out.bytes, in.data, in.bytes))
+      throw_range(env, std::string("\"") + name + "\" overlaps an input");
 }
 
 // A parsed call: the array the Promise resolves to, what the worker must keep alive, and the kernel.

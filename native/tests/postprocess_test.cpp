@@ -140,7 +140,7 @@ TEST_CASE("symmetric_eigen: diagonal, 2 x 2 and zero matrices give their known d
   }
 }
 
-TEST_CASE("symmetric_eigen: known spectra with repeated and zero eigenvalues, random matrices, any thread count") {
+TEST_CASE("symmetric_eigen: known spectra with repeated and zero eigenvalues, random matrices, any level and thread count") {
   test::RuntimeGuard guard;
   for (std::size_t n : {3u, 17u, 64u, 129u}) {
     CAPTURE(n);
@@ -153,7 +153,10 @@ TEST_CASE("symmetric_eigen: known spectra with repeated and zero eigenvalues, ra
     std::vector<double> sorted = lambda;
     std::sort(sorted.begin(), sorted.end(), std::greater<>());
     std::vector<double> reference;
+    for (SimdLevel level : test::levels())
     for (std::size_t threads : {std::size_t{1}, std::size_t{4}}) {
+      CAPTURE(simd_level_name(level));
+      REQUIRE(set_simd_level(level) == Status::ok);
       REQUIRE(set_thread_count(threads) == Status::ok);
       std::vector<double> work = a, values(n), v(n * n);
       REQUIRE(pp::symmetric_eigen(work.data(), n, values.data(), v.data()) == Status::ok);
@@ -166,7 +169,7 @@ TEST_CASE("symmetric_eigen: known spectra with repeated and zero eigenvalues, ra
       if (reference.empty())
         reference = v;
       else
-        CHECK(v == reference);  // the same bits for any thread count
+        CHECK(v == reference);  // the same bits for any thread count and dispatch level
     }
     // A Gaussian symmetric matrix (only the lower triangle is read: the upper one holds garbage).
     const auto g = normals(n * n, 7 + n);

@@ -110,12 +110,55 @@ Status tridiagonalize(double* a, std::size_t n, double* d, double* e, double* q)
   return Status::ok;
 }
 
-// The implicit QL method on the tridiagonal (d, e), accumulating its rotations into the columns of z [n, n].
+// Applies a QL sweep's rotations, in order, to columns [k0, k1) of z, whose rows are the eigenvectors: a rotation
+// combines two contiguous rows, so the loop over columns vectorises; each unit of work is one panel of columns (the
+// same arithmetic on every element whichever thread runs it).
+template <int Unused = 0>
+inline void rotate_columns(double* z, std::size_t n, const Rotation* rotations, std::size_t count, std::size_t k0,
+                           std::size_t k1) {
+  for (std::size_t r = 0; r < count; ++r) {
+    double* zi = z + rotations[r].i * n;
+    double* zj = zi + n;
+    const double c = rotations[r].c, s = rotations[r].s;
+    for (std::size_t k = k0; k < k1; ++k) {
+      const double x = zi[k], y = zj[k];
+      zj[k] = s * x + c * y;
+      zi[k] = c * x - s * y;
+    }
+  }
+}
+
+void rotate_baseline(double* z, std::size_t n, const Rotation* rotations, std::size_t count, std::size_t k0,
+                     std::size_t k1) {
+  rotate_columns(z, n, rotations, count, k0, k1);
+}
+
+#if defined(__x86_64__)
+// The same loop on 256-bit registers. AVX2 only, no FMA: every level rounds each product and sum alike, so the
+// decomposition is the same bits at every dispatch level.
+__attribute__((target("avx2"))) void rotate_avx2(double* z, std::size_t n, const Rotation* rotations,
+                                                 std::size_t count, std::size_t k0, std::size_t k1) {
+  rotate_columns(z, n, rotations, count, k0, k1);
+}
+#endif
+
+using RotateFn = void (*)(double*, std::size_t, const Rotation*, std::size_t, std::size_t, std::size_t);
+
+RotateFn pick_rotate() {
+#if defined(__x86_64__)
+  if (active_simd_level() >= SimdLevel::avx2 && active_simd_level() != SimdLevel::neon) return rotate_avx2;
+#endif
+  return rotate_baseline;
+}
+
+// The implicit QL method on the tridiagonal (d, e), accumulating its rotations into the rows of z [n, n].
 Status tridiagonal_ql(double* d, double* e, std::size_t n, double* z) {
   constexpr double kEps = std::numeric_limits<double>::epsilon();
   std::vector<Rotation> rotations;
   rotations.reserve(n);
-  const std::size_t grain = (row_grain(n) + 3) / 4 * 4;  // whole groups of four rows
+  constexpr std::size_t kPanel = 128;  // columns per unit: 1 KiB of each row
+  const RotateFn rotate = pick_rotate();
+  const std::size_t panels = (n + kPanel - 1) / kPanel;
   // An off-diagonal element is negligible below eps times its diagonal neighbours, or below eps times the norm of
   // T: a perturbation the size of the rounding already made. The absolute test matters for rank-deficient
   // covariances, whose many (about) zero eigenvalues leave off-diagonal noise near 1e-17 ||T|| that no relative
@@ -160,34 +203,13 @@ Status tridiagonal_ql(double* d, double* e, std::size_t n, double* z) {
         rotations.push_back({i, c, s});
       }
       if (!rotations.empty()) {
-        // Consecutive rotations share an element, so one row is a chain of dependent multiply-adds: four rows at
-        // a time keep four independent chains in flight (each row's arithmetic is the same either way).
         auto apply = [&](std::size_t begin, std::size_t end) {
-          std::size_t k = begin;
-          for (; k + 4 <= end; k += 4) {
-            double* z0 = z + k * n;
-            double *z1 = z0 + n, *z2 = z1 + n, *z3 = z2 + n;
-            for (const Rotation& rot : rotations) {
-              const std::size_t i = rot.i;
-              const double c = rot.c, s = rot.s;
-              const double x0 = z0[i], y0 = z0[i + 1], x1 = z1[i], y1 = z1[i + 1];
-              const double x2 = z2[i], y2 = z2[i + 1], x3 = z3[i], y3 = z3[i + 1];
-              z0[i + 1] = s * x0 + c * y0, z0[i] = c * x0 - s * y0;
-              z1[i + 1] = s * x1 + c * y1, z1[i] = c * x1 - s * y1;
-              z2[i + 1] = s * x2 + c * y2, z2[i] = c * x2 - s * y2;
-              z3[i + 1] = s * x3 + c * y3, z3[i] = c * x3 - s * y3;
-            }
-          }
-          for (; k < end; ++k) {
-            double* zk = z + k * n;
-            for (const Rotation& rot : rotations) {
-              const double x = zk[rot.i], y = zk[rot.i + 1];
-              zk[rot.i + 1] = rot.s * x + rot.c * y;
-              zk[rot.i] = rot.c * x - rot.s * y;
-            }
+          for (std::size_t panel = begin; panel < end; ++panel) {
+            const std::size_t k0 = panel * kPanel, k1 = std::min(n, k0 + kPanel);
+            rotate(z, n, rotations.data(), rotations.size(), k0, k1);
           }
         };
-        if (Status st = parallel_for(n, grain, apply); st != Status::ok) return st;
+        if (Status st = parallel_for(panels, 1, apply); st != Status::ok) return st;
       }
       if (deflated) continue;
       d[l] -= p;
@@ -217,6 +239,8 @@ Status symmetric_eigen(double* a, std::size_t dim, double* values, double* vecto
       for (std::size_t j = 0; j < i; ++j) a[j * n + i] = a[i * n + j];
     std::vector<double> d(n), e(n), z(total);
     if (Status st = tridiagonalize(a, n, d.data(), e.data(), z.data()); st != Status::ok) return st;
+    for (std::size_t r = 0; r < n; ++r)  // Q's columns become rows: QL rotates pairs of them
+      for (std::size_t c = r + 1; c < n; ++c) std::swap(z[r * n + c], z[c * n + r]);
     if (Status st = tridiagonal_ql(d.data(), e.data(), n, z.data()); st != Status::ok) return st;
     // Descending eigenvalues (ties keep QL's order), each vector's largest-magnitude component positive.
     std::vector<std::size_t> order(n);
@@ -225,11 +249,12 @@ Status symmetric_eigen(double* a, std::size_t dim, double* values, double* vecto
     for (std::size_t j = 0; j < n; ++j) {
       const std::size_t src = order[j];
       values[j] = d[src];
+      const double* zs = z.data() + src * n;
       std::size_t arg = 0;
       for (std::size_t r = 1; r < n; ++r)
-        if (std::fabs(z[r * n + src]) > std::fabs(z[arg * n + src])) arg = r;
-      const double sign = z[arg * n + src] < 0 ? -1.0 : 1.0;
-      for (std::size_t r = 0; r < n; ++r) vectors[r * n + j] = sign * z[r * n + src];
+        if (std::fabs(zs[r]) > std::fabs(zs[arg])) arg = r;
+      const double sign = zs[arg] < 0 ? -1.0 : 1.0;
+      for (std::size_t r = 0; r < n; ++r) vectors[r * n + j] = sign * zs[r];
     }
     return Status::ok;
   } catch (...) {

@@ -4,9 +4,10 @@
 // Inputs are fresh seeded random data and 100 real ada-002 vectors from /work/shared/data; outputs start poisoned
 // (NaN) so an element a kernel skips shows.
 //
-// Error bounds (max |got − want| / max |want| unless stated): relative representations 1e-6 (absolute, cosines);
-// whitening 1e-5, and the whitened sample's covariance within 1e-5 of diag(λ / (λ + ε)); projectOut 1e-6, and every
-// output orthogonal to every direction within 1e-6 |v|.
+// Error bounds (max |got − want| / max |want| unless stated): relative representations 1e-6 absolute on 45-d random
+// data, 1e-5 absolute on 1536-d ada-002 vectors (float32 products; measured 1.9e-6); whitening 1e-5, and the whitened
+// sample's covariance within 1e-5 of diag(λ / (λ + ε)); projectOut 1e-7 (float64 arithmetic, one float32 rounding),
+// and every output orthogonal to every direction within 1e-7 |v|.
 import { describe, expect, it } from 'vitest';
 
 import {
@@ -538,8 +539,8 @@ describe('projectOut', () => {
     for (const normalize of [false, true]) {
       const out = poisoned(n * dim);
       expect(projectOut(v, dirs, { dim, normalize, out })).toBe(out);
-      expect(relativeError(out, projectReference(v, dirs, dim, normalize))).toBeLessThan(1e-6);
-      if (!normalize) expect(worstAlignment(out, v, dirs, dim)).toBeLessThan(1e-6);
+      expect(relativeError(out, projectReference(v, dirs, dim, normalize))).toBeLessThan(1e-7);
+      if (!normalize) expect(worstAlignment(out, v, dirs, dim)).toBeLessThan(1e-7);
     }
     // The same bits without the dependent and zero directions; async and in place agree.
     const independent = new Float32Array(3 * dim);
@@ -561,8 +562,8 @@ describe('projectOut', () => {
     dirs.set(vectors.subarray(0, 2 * dim), dim);
     const out = poisoned(count * dim);
     projectOut(vectors, dirs, { dim, out });
-    expect(relativeError(out, projectReference(vectors, dirs, dim, false))).toBeLessThan(1e-6);
-    expect(worstAlignment(out, vectors, dirs, dim)).toBeLessThan(1e-6);
+    expect(relativeError(out, projectReference(vectors, dirs, dim, false))).toBeLessThan(1e-7);
+    expect(worstAlignment(out, vectors, dirs, dim)).toBeLessThan(1e-7);
     // Rows 0 and 1 are themselves directions: almost nothing of them remains.
     for (let i = 0; i < 2; i++) expect(Math.sqrt(dot(out.subarray(i * dim, (i + 1) * dim), out.subarray(i * dim, (i + 1) * dim)))).toBeLessThan(1e-5);
   });

@@ -77,8 +77,9 @@ function relativeArgs(vectors: unknown, anchors: unknown, options: unknown, anch
  * communication"): row i of the result [n, anchorCount] holds the cosine similarity of vectors[i] with each anchor.
  * Vectors and anchors are L2-normalised first (norms summed in float64; a zero row gives zeros, not NaN), then
  * multiplied on the blocked, threaded SIMD matrix product; with `normalize` (the default) each output row is then
- * L2-normalised. Agrees with a float64 reference to about 1e-6 absolute. To reuse one set of anchors, a
- * RelativeProjector normalises them once.
+ * L2-normalised. The products are float32: against a float64 reference the cosines are off by at most about 1e-6
+ * at dim 45 and 2e-6 at dim 1536 (measured on ada-002 vectors). To reuse one set of anchors, a RelativeProjector
+ * normalises them once.
  */
 export function relativeRepresentation(vectors: Float32Array, anchors: Float32Array, options: RelativeRepresentationOptions): Float32Array {
   const args = relativeArgs(vectors, anchors, options, false);
@@ -214,7 +215,8 @@ function fitArgs(sample: unknown, options: unknown): WhiteningFitArgs {
  * optionally keeping only the leading `components` columns (dimension reduction, largest variance first).
  *
  * The fit accumulates the mean and the covariance (divisor n − 1, as np.cov) in float64 and decomposes it in float64
- * natively (Householder tridiagonalisation + implicit QL, O(dim³): about 1 s for dim 1024 on two cores), eigenvalues
+ * natively (Householder tridiagonalisation + implicit QL, O(dim³), threaded: about 2 s for dim 1024 and 7 s for dim
+ * 1536 on two busy cores, plus O(n·dim²) for the covariance), eigenvalues
  * descending, each eigenvector's largest-magnitude component positive, so a fit is reproducible bit for bit. A sample
  * with fewer rows than dim is allowed but rank deficient: its trailing eigenvalues are about zero, ε alone sets their
  * scale (1 / sqrt(ε)), and those directions carry only noise; keep components below the row count for such samples.
@@ -282,7 +284,8 @@ export class Whitening {
 
   /**
    * Whitens vectors [n, dim] into [n, outputDim]: centring in float32, then the blocked, threaded SIMD matrix product
-   * (about 1e-6 relative to a float64 evaluation of the same formula); optionally L2-normalised per row.
+   * (within 1e-5 of the largest output against a float64 evaluation, measured on 1536-d ada-002 vectors);
+   * optionally L2-normalised per row.
    */
   transform(vectors: Float32Array, options?: WhiteningTransformOptions): Float32Array {
     const args = this.#args(vectors, options);
@@ -368,9 +371,10 @@ function projectArgs(vectors: unknown, directions: unknown, options: unknown): P
  * Removes the given directions from every vector (DECOR-style debiasing, or dropping dominant components):
  * out = v − Σᵢ (v · uᵢ) uᵢ, where u is an orthonormal basis of the directions' span built by modified Gram-Schmidt in
  * float64 (two passes; a direction whose residual falls below 1e-10 of its norm, being zero or numerically in the
- * span of the earlier ones, is dropped). The coefficients and the reconstruction run on the blocked, threaded SIMD
- * matrix product in float32: outputs agree with a float64 reference, and are orthogonal to every direction, to about
- * 1e-6 of |v|. `directions` [count, dim] may be empty (a copy). `out` may be `vectors` itself.
+ * span of the earlier ones, is dropped). Each row's coefficients and residual are computed in float64 and rounded once
+ * (a float32 matrix product lost up to 2e-5 on 1536-d vectors nearly inside the span), threaded over rows: outputs
+ * match a float64 reference to float32 rounding and are orthogonal to every direction to about 1e-7 of |v|.
+ * `directions` [count, dim] may be empty (a copy). `out` may be `vectors` itself.
  */
 export function projectOut(vectors: Float32Array, directions: Float32Array, options: ProjectOutOptions): Float32Array {
   const args = projectArgs(vectors, directions, options);

@@ -1,8 +1,8 @@
 // Symmetric eigendecomposition in float64 (see tessera/postprocess.h): Householder reduction to tridiagonal form,
 // T = Q^T A Q, then the implicit QL method with Wilkinson shifts on T, whose plane rotations are accumulated into Q.
 // All three O(dim^3) parts are threaded with fixed chunk boundaries: the symmetric rank-2 updates by rows, the
-// accumulation of Q by column panels, and each QL sweep's rotations by rows of the eigenvector matrix (a sweep's
-// rotations depend only on T, so they are recorded first and then applied to every row, each row in L1).
+// accumulation of Q by column panels, and each QL sweep's rotations by column panels of the eigenvector matrix (a
+// sweep's rotations depend only on T, so they are recorded first and then applied, vectorised, to each panel).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -113,8 +113,7 @@ Status tridiagonalize(double* a, std::size_t n, double* d, double* e, double* q)
 // Applies a QL sweep's rotations, in order, to columns [k0, k1) of z, whose rows are the eigenvectors: a rotation
 // combines two contiguous rows, so the loop over columns vectorises; each unit of work is one panel of columns (the
 // same arithmetic on every element whichever thread runs it).
-template <int Unused = 0>
-inline void rotate_columns(double* z, std::size_t n, const Rotation* rotations, std::size_t count, std::size_t k0,
+__attribute__((always_inline)) inline void rotate_columns(double* z, std::size_t n, const Rotation* rotations, std::size_t count, std::size_t k0,
                            std::size_t k1) {
   for (std::size_t r = 0; r < count; ++r) {
     double* zi = z + rotations[r].i * n;
@@ -134,8 +133,8 @@ void rotate_baseline(double* z, std::size_t n, const Rotation* rotations, std::s
 }
 
 #if defined(__x86_64__)
-// The same loop on 256-bit registers. AVX2 only, no FMA: every level rounds each product and sum alike, so the
-// decomposition is the same bits at every dispatch level.
+// The same loop (inlined here) on 256-bit registers. AVX2 only, no FMA: every level rounds each product and sum
+// alike, so the decomposition is the same bits at every dispatch level.
 __attribute__((target("avx2"))) void rotate_avx2(double* z, std::size_t n, const Rotation* rotations,
                                                  std::size_t count, std::size_t k0, std::size_t k1) {
   rotate_columns(z, n, rotations, count, k0, k1);
@@ -146,7 +145,7 @@ using RotateFn = void (*)(double*, std::size_t, const Rotation*, std::size_t, st
 
 RotateFn pick_rotate() {
 #if defined(__x86_64__)
-  if (active_simd_level() >= SimdLevel::avx2 && active_simd_level() != SimdLevel::neon) return rotate_avx2;
+  if (active_simd_level() >= SimdLevel::avx2) return rotate_avx2;
 #endif
   return rotate_baseline;
 }

@@ -465,8 +465,13 @@ describe('Whitening', () => {
     expect(() => Whitening.fit(x, undefined as unknown as { dim: number })).toThrow(TypeError);
     const bad = new Float32Array(12);
     bad[4] = NaN;
-    expect(() => Whitening.fit(bad, { dim: 3 })).toThrow(RangeError);
+    expect(() => Whitening.fit(bad, { dim: 3 })).toThrow(/"sample" must be finite, got NaN at index 4/);
     await expect(Whitening.fitAsync(bad, { dim: 3 })).rejects.toThrow(RangeError);
+    // Four rows in five dimensions: rank 3, so epsilon 0 cannot scale the two zero-variance components.
+    const deficient = randomFloats(20, 9);
+    expect(() => Whitening.fit(deficient, { dim: 5, epsilon: 0 })).toThrow(/"epsilon" is 0 but a kept component has zero variance/);
+    await expect(Whitening.fitAsync(deficient, { dim: 5, epsilon: 0 })).rejects.toThrow(/zero variance/);
+    expect(Whitening.fit(deficient, { dim: 5, epsilon: 0, components: 3 }).outputDim).toBe(3);
     const w = Whitening.fit(randomFloats(30, 3), { dim: 3, components: 2 });
     expect(() => w.transform(new Float32Array(4))).toThrow(/"vectors" length \(4\)/);
     expect(() => w.transform(x, { out: new Float32Array(7) })).toThrow(/"out" must hold 8/);

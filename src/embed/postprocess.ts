@@ -75,7 +75,8 @@ function relativeArgs(vectors: unknown, anchors: unknown, options: unknown, anch
 /**
  * Relative representations (Moschella et al., ICLR 2023, "Relative representations enable zero-shot latent space
  * communication"): row i of the result [n, anchorCount] holds the cosine similarity of vectors[i] with each anchor.
- * Vectors and anchors are L2-normalised first (norms summed in float64; a zero row gives zeros, not NaN), then
+ * Vectors and anchors are L2-normalised first (norms summed in float64; a zero row gives zeros, not NaN; a NaN or
+ * infinite value makes its row's or anchor's outputs NaN), then
  * multiplied on the blocked, threaded SIMD matrix product; with `normalize` (the default) each output row is then
  * L2-normalised. The products are float32: against a float64 reference the cosines are off by at most about 1e-6
  * at dim 45 and 2e-6 at dim 1536 (measured on ada-002 vectors). To reuse one set of anchors, a RelativeProjector
@@ -198,6 +199,9 @@ function fitArgs(sample: unknown, options: unknown): WhiteningFitArgs {
   const dim = expectInteger(required(o.dim, 'dim'), 'dim', 1, MAX_WHITENING_DIM);
   const [s, n] = rowsOf(sample, 'sample', dim);
   if (n === 0) throw new RangeError('"sample" must hold at least one row');
+  for (let i = 0; i < s.length; i++) {
+    if (!Number.isFinite(s[i]!)) throw new RangeError(`"sample" must be finite, got ${s[i]} at index ${i}`);
+  }
   const components = o.components === undefined ? dim : expectInteger(o.components, 'components', 1, dim);
   let epsilon = 1e-6;
   if (o.epsilon !== undefined) {
@@ -206,6 +210,12 @@ function fitArgs(sample: unknown, options: unknown): WhiteningFitArgs {
     epsilon = o.epsilon;
   }
   return [s, new Float32Array(dim), new Float32Array(dim * components), new Float64Array(dim), n, dim, components, epsilon];
+}
+
+/** The one failure the native fit can still report after fitArgs' checks, said in words. */
+function fitError(error: unknown): unknown {
+  if (!(error instanceof RangeError)) return error;
+  return new RangeError('"epsilon" is 0 but a kept component has zero variance (the sample is rank deficient): use epsilon > 0 or fewer components');
 }
 
 /**
@@ -244,17 +254,26 @@ export class Whitening {
     this.#eigenvalues = eigenvalues;
   }
 
-  /** Fits the mean and whitening matrix on `sample` [n, dim], n >= 1 (see the class description). */
+  /**
+   * Fits the mean and whitening matrix on `sample` [n, dim], n >= 1, finite (see the class description). With
+   * epsilon 0, a kept component of zero variance is a RangeError.
+   */
   static fit(sample: Float32Array, options: WhiteningFitOptions): Whitening {
     const args = fitArgs(sample, options);
-    binding().whiteningFit(...args);
+    try {
+      binding().whiteningFit(...args);
+    } catch (error) {
+      throw fitError(error);
+    }
     return new Whitening(args[5], args[6], args[7], args[1], args[2], args[3]);
   }
 
   /** fit() on a worker thread (the decomposition itself threaded). Do not modify `sample` until the promise settles. */
   static async fitAsync(sample: Float32Array, options: WhiteningFitOptions): Promise<Whitening> {
     const args = fitArgs(sample, options);
-    await binding().whiteningFitAsync(...args);
+    await binding().whiteningFitAsync(...args).catch((error: unknown) => {
+      throw fitError(error);
+    });
     return new Whitening(args[5], args[6], args[7], args[1], args[2], args[3]);
   }
 

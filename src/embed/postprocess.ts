@@ -225,9 +225,9 @@ function fitError(error: unknown): unknown {
  * optionally keeping only the leading `components` columns (dimension reduction, largest variance first).
  *
  * The fit accumulates the mean and the covariance (divisor n − 1, as np.cov) in float64 and decomposes it in float64
- * natively (Householder tridiagonalisation + implicit QL, O(dim³), threaded: about 2 s for dim 1024 and 7 s for dim
- * 1536 on two busy cores, plus O(n·dim²) for the covariance), eigenvalues
- * descending, each eigenvector's largest-magnitude component positive, so a fit is reproducible bit for bit. A sample
+ * natively (Householder tridiagonalisation + implicit QL, about 9·dim³ flops, threaded: about 2 s for dim 1024 and
+ * 7 s for dim 1536 on two busy cores, plus n·dim²/2 for the covariance), eigenvalues descending, each eigenvector's
+ * largest-magnitude component positive, so a fit is reproducible bit for bit (any thread count or SIMD level). A sample
  * with fewer rows than dim is allowed but rank deficient: its trailing eigenvalues are about zero, ε alone sets their
  * scale (1 / sqrt(ε)), and those directions carry only noise; keep components below the row count for such samples.
  * The whitened sample's covariance is diag(λᵢ / (λᵢ + ε)), the identity wherever λᵢ ≫ ε.

@@ -74,5 +74,11 @@ export {
   SqueezedAttention,
   hyperAttention,
   hyperAttentionAsync,
+  relativeRepresentation,
+  relativeRepresentationAsync,
+  RelativeProjector,
+  Whitening,
+  projectOut,
+  projectOutAsync,
 } from './index.js';
 export type * from './index.js';

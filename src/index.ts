@@ -143,3 +143,20 @@ export type {
   HyperAttentionOptions,
   HyperAttentionResult,
 } from './attention/index.js';
+export {
+  relativeRepresentation,
+  relativeRepresentationAsync,
+  RelativeProjector,
+  Whitening,
+  projectOut,
+  projectOutAsync,
+} from './embed/index.js';
+export type {
+  RelativeRepresentationOptions,
+  RelativeProjectorOptions,
+  RelativeTransformOptions,
+  WhiteningFitOptions,
+  WhiteningTransformOptions,
+  WhiteningJSON,
+  ProjectOutOptions,
+} from './embed/index.js';

@@ -18,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_kv_cache(env, exports);
   register_pooling(env, exports);
   register_approx_attention(env, exports);
+  register_embed(env, exports);
 #ifdef TESSERA_WITH_CUDA
   register_cuda(env, exports);
 #endif

@@ -14,6 +14,7 @@ void register_attention(Napi::Env env, Napi::Object exports);
 void register_kv_cache(Napi::Env env, Napi::Object exports);
 void register_pooling(Napi::Env env, Napi::Object exports);
 void register_approx_attention(Napi::Env env, Napi::Object exports);
+void register_embed(Napi::Env env, Napi::Object exports);
 #ifdef TESSERA_WITH_CUDA
 void register_cuda(Napi::Env env, Napi::Object exports);
 #endif

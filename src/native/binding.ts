@@ -108,6 +108,16 @@ export interface Binding {
   targetAttention(...args: TargetAttentionArgs): Float32Array;
   targetAttentionAsync(...args: TargetAttentionArgs): Promise<Float32Array>;
   attentionAsync(...args: AttentionArgs): Promise<Float32Array | Uint16Array>;
+  relativeRepresentation(...args: RelativeRepresentationArgs): Float32Array;
+  relativeRepresentationAsync(...args: RelativeRepresentationArgs): Promise<Float32Array>;
+  /** L2-normalises rows of `dim` into out (which may be x); zero rows stay zero. */
+  normalizeRows(x: Float32Array, out: Float32Array, n: number, dim: number): Float32Array;
+  whiteningFit(...args: WhiteningFitArgs): Float32Array;
+  whiteningFitAsync(...args: WhiteningFitArgs): Promise<Float32Array>;
+  whiteningTransform(...args: WhiteningTransformArgs): Float32Array;
+  whiteningTransformAsync(...args: WhiteningTransformArgs): Promise<Float32Array>;
+  projectOut(...args: ProjectOutArgs): Float32Array;
+  projectOutAsync(...args: ProjectOutArgs): Promise<Float32Array>;
   mergeAttentionStates(
     outA: Float32Array,
     lseA: Float32Array,
@@ -437,3 +447,49 @@ export type HyperShapeArgs = [
 
 /** The native HyperAttention call's positional arguments. */
 export type HyperAttentionArgs = [q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array | null, ...shape: HyperShapeArgs];
+/** The native relativeRepresentation call's positional arguments (src/embed/postprocess.ts builds them). */
+export type RelativeRepresentationArgs = [
+  vectors: Float32Array,
+  anchors: Float32Array,
+  out: Float32Array,
+  n: number,
+  anchorCount: number,
+  dim: number,
+  anchorsNormalized: boolean,
+  normalize: boolean,
+];
+
+/** The native whiteningFit call's positional arguments; resolves to `mean`. */
+export type WhiteningFitArgs = [
+  sample: Float32Array,
+  mean: Float32Array,
+  matrix: Float32Array,
+  eigenvalues: Float64Array,
+  n: number,
+  dim: number,
+  components: number,
+  epsilon: number,
+];
+
+/** The native whiteningTransform call's positional arguments. */
+export type WhiteningTransformArgs = [
+  vectors: Float32Array,
+  out: Float32Array,
+  mean: Float32Array,
+  matrix: Float32Array,
+  n: number,
+  dim: number,
+  components: number,
+  normalize: boolean,
+];
+
+/** The native projectOut call's positional arguments; out may be vectors itself. */
+export type ProjectOutArgs = [
+  vectors: Float32Array,
+  directions: Float32Array,
+  out: Float32Array,
+  n: number,
+  count: number,
+  dim: number,
+  normalize: boolean,
+];

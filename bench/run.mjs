@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Runs benchmark suites: node bench/run.mjs [suite ...] [--quick] [--out DIR]. Suites are bench/<name>.bench.mjs.
+// Writes each suite's JSON and SVG, then report.html over every suite recorded in the output folder.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { RESULTS_DIR, runSuite } from './harness.mjs';
 import { updateReadme } from './readme-table.mjs';
+import { writeReport } from './report.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const available = fs.readdirSync(here).filter((f) => f.endsWith('.bench.mjs')).map((f) => f.replace('.bench.mjs', ''));
@@ -29,3 +31,4 @@ for (const name of named.length ? named : available) {
   }
 }
 if (outDir === RESULTS_DIR && !quick) updateReadme();  // the README shows the recorded results, never hand-copied ones
+console.log(`report: ${writeReport(outDir)}`);

@@ -1,5 +1,9 @@
 #!/usr/bin/env node
 // The `tessera` command. Exit codes: 0 success, 1 failure (for example the addon does not load), 2 bad usage.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
 import { capabilities } from './core/runtime.js';
 import { addon } from './native/load.js';
 
@@ -11,6 +15,7 @@ const HELP = `Usage: tessera <command> [options]
 Commands:
   info        what this installation can do: addon, SIMD level, threads, CUDA
   demo        end-to-end retrieval on the State of the Union addresses with the default model
+  bench       run benchmark suites against their peers; writes bench/results/*.json and report.html
 
 Options:
   -h, --help     show help (also after a command: tessera info --help)
@@ -44,6 +49,37 @@ Options:
   --passages N   passages to index (default 8000, at most the collection's ~19,000)
   --query TEXT   a query of your own (repeatable; replaces the examples)
 `;
+
+const BENCH_HELP = `Usage: tessera bench [suite ...] [--quick] [--out DIR]
+
+Runs the benchmark suites (all, or those named) in one process each, alternating Tessera with its peers, prints
+the ratio tables, and writes bench/results/<suite>.json and .svg plus report.html (every recorded suite's table and
+chart on one page). A full run refreshes the README's tables. The suites ship with the repository (bench/), not
+with the npm package.
+
+Options:
+  --quick     small sizes, a few rounds (a smoke test; the README is left alone)
+  --out DIR   write the results there instead of bench/results
+`;
+
+function bench(args: string[]): Promise<number> | number {
+  const runner = path.resolve(__dirname, '..', 'bench', 'run.mjs');
+  if (!fs.existsSync(runner)) {
+    process.stderr.write(`tessera: the benchmark suites ship with the repository (bench/), not the npm package: ${runner} is missing\n`);
+    return EXIT_FAILURE;
+  }
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--out') {
+      if (args[i + 1] === undefined) return usage('--out needs a folder', BENCH_HELP);
+      i++;
+    } else if (args[i]!.startsWith('-') && args[i] !== '--quick') return usage(`unknown option for bench: ${args[i]}`, BENCH_HELP);
+  }
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [runner, ...args], { stdio: 'inherit' });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? EXIT_FAILURE : 0)));
+    child.on('error', () => resolve(EXIT_FAILURE));
+  });
+}
 
 async function demo(args: string[]): Promise<number> {
   let passages = 8000;
@@ -125,6 +161,13 @@ export function main(argv: string[]): number | Promise<number> {
       return 0;
     }
     return info(rest);
+  }
+  if (command === 'bench') {
+    if (rest.includes('-h') || rest.includes('--help')) {
+      process.stdout.write(BENCH_HELP);
+      return 0;
+    }
+    return bench(rest);
   }
   if (command === 'demo') {
     if (rest.includes('-h') || rest.includes('--help')) {

@@ -48,4 +48,38 @@ describe('bench harness', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/unknown suite: nonesuch/);
   });
+
+  it('tessera bench writes report.html, and headless Chromium renders its tables and charts', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-report-'));
+    try {
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'bench', 'matryoshka', '--quick', '--out', dir], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      const report = path.join(dir, 'report.html');
+      expect(r.stdout).toContain(`report: ${report}`);
+      const html = fs.readFileSync(report, 'utf8');
+      expect(html).toMatch(/<section id="matryoshka">/);
+      expect(html).toMatch(/<table>[\s\S]*speed-up vs plain-js|plain-js[\s\S]*<\/table>/);
+      const chromium = ['chromium', 'chromium-browser', 'google-chrome'].find((c) => spawnSync('which', [c]).status === 0);
+      if (!chromium) return; // rendering needs a browser (CI installs Debian's chromium)
+      const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'];
+      const dom = spawnSync(chromium, [...flags, '--dump-dom', `file://${report}`], { encoding: 'utf8', timeout: 60_000 });
+      expect(dom.stdout).toMatch(/<table>/);
+      expect(dom.stdout).toMatch(/<svg[^>]*>[\s\S]*<rect /);
+      const png = path.join(dir, 'report.png');
+      spawnSync(chromium, [...flags, '--window-size=1280,2000', `--screenshot=${png}`, `file://${report}`], { timeout: 60_000 });
+      const bytes = fs.readFileSync(png);
+      expect(bytes.subarray(1, 4).toString()).toBe('PNG');
+      expect(bytes.length).toBeGreaterThan(20_000); // a page with content, not a blank one
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('tessera bench: --help, and bad usage exits 2', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'bench', ...args], { encoding: 'utf8' });
+    expect(cli('--help').stdout).toMatch(/^Usage: tessera bench/);
+    expect(cli('--bogus').status).toBe(2);
+    expect(cli('--out').status).toBe(2);
+    expect(cli('nonesuch').status).toBe(2);
+  });
 });

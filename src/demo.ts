@@ -168,7 +168,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       o.write(`"${o.queries[q]}"`);
       for (const id of m.ids.slice(0, 3)) {
         const p = passages[id]!;
-        const snippet = p.text.length > 110 ? `${p.text.slice(0, 107)}...` : p.text;
+        const snippet = p.text.length > 86 ? `${p.text.slice(0, 83)}...` : p.text; // lines fit 120 columns
         o.write(`  ${p.year} ${p.name.padEnd(22)} ${snippet}`);
       }
     }

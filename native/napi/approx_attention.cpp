@@ -19,19 +19,6 @@ namespace {
 constexpr std::uint64_t kMaxCount = std::uint64_t{1} << 40;
 constexpr std::uint64_t kMaxSeq = 0xFFFFFFFFull;
 
-std::size_t elements(Napi::Env env, std::initializer_list<std::size_t> f, const char* name) {
-  std::size_t n = 0;
-  if (!element_count(f, &n)) throw_range(env, std::string("\"") + name + "\" would hold too many values");
-  return n;
-}
-
-template <class T>
-Napi::TypedArrayOf<T> sized(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::size_t n) {
-  auto a = typed_array<T>(info, i, name);
-  if (a.ElementLength() != n) throw_range(info.Env(), std::string("\"") + name + "\" must hold " + str(n) + " values, got " + str(a.ElementLength()));
-  return a;
-}
-
 template <class A, class B>
 void no_overlap(Napi::Env env, const A& a, const B& b, const char* what) {
   if (bytes_overlap(a.Data(), a.ByteLength(), b.Data(), b.ByteLength())) throw_range(env, what);
@@ -83,8 +70,8 @@ class SqueezedHandle final : public Napi::ObjectWrap<SqueezedHandle> {
     c.clusters = integer(info, 6, "clusters", 1, c.seq_k);
     c.iterations = integer(info, 7, "iterations", 0, 100000);
     c.seed = u64(info, 8, "seed");
-    auto keys = sized<float>(info, 0, "keys", elements(env, {c.seq_k, c.heads_kv, c.head_dim}, "keys"));
-    auto values = sized<float>(info, 1, "values", elements(env, {c.seq_k, c.heads_kv, c.head_dim_v}, "values"));
+    auto keys = exactly<float>(info, 0, "keys", elements(env, {c.seq_k, c.heads_kv, c.head_dim}, "keys"));
+    auto values = exactly<float>(info, 1, "values", elements(env, {c.seq_k, c.heads_kv, c.head_dim_v}, "values"));
     auto built = std::make_shared<std::unique_ptr<attention::SqueezedIndex>>();
     auto kernel = [k = keys.Data(), v = values.Data(), c, built] { return attention::SqueezedIndex::build(k, v, c, built.get()); };
     if constexpr (Async) {
@@ -122,8 +109,8 @@ class SqueezedHandle final : public Napi::ObjectWrap<SqueezedHandle> {
       throw_range(env, "\"headsQ\" (" + str(query.heads_q) + ") must be a multiple of headsKV (" + str(c.heads_kv) + ")");
     if (!(query.threshold >= 0) || std::isinf(query.threshold)) throw_range(env, "\"threshold\" must be finite and not negative");
     if (!(query.keep_fraction >= 0 && query.keep_fraction <= 1)) throw_range(env, "\"keepFraction\" must be from 0 to 1");
-    auto q = sized<float>(info, 0, "q", elements(env, {query.seq_q, query.heads_q, c.head_dim}, "q"));
-    auto out = sized<float>(info, 1, "out", elements(env, {query.seq_q, query.heads_q, c.head_dim_v}, "out"));
+    auto q = exactly<float>(info, 0, "q", elements(env, {query.seq_q, query.heads_q, c.head_dim}, "q"));
+    auto out = exactly<float>(info, 1, "out", elements(env, {query.seq_q, query.heads_q, c.head_dim_v}, "out"));
     auto lse = optional_typed_array<float>(info, 2, "lse");
     if (lse && lse->ElementLength() != query.seq_q * query.heads_q) throw_range(env, "\"lse\" must hold headsQ × seqQ values");
     no_overlap(env, out, q, "\"out\" overlaps \"q\"");
@@ -212,10 +199,10 @@ HyperCall parse_hyper(const Napi::CallbackInfo& info, const char* fn) {
   HyperCall c;
   parse_shape(info, 5, c.shape, c.options);
   const attention::Shape& s = c.shape;
-  c.q = sized<float>(info, 0, "q", elements(env, {s.batch, s.heads_q, s.seq_q, s.head_dim}, "q"));
-  c.k = sized<float>(info, 1, "k", elements(env, {s.batch, s.heads_kv, s.seq_k, s.head_dim}, "k"));
-  c.v = sized<float>(info, 2, "v", elements(env, {s.batch, s.heads_kv, s.seq_k, s.head_dim_v}, "v"));
-  c.out = sized<float>(info, 3, "out", elements(env, {s.batch, s.heads_q, s.seq_q, s.head_dim_v}, "out"));
+  c.q = exactly<float>(info, 0, "q", elements(env, {s.batch, s.heads_q, s.seq_q, s.head_dim}, "q"));
+  c.k = exactly<float>(info, 1, "k", elements(env, {s.batch, s.heads_kv, s.seq_k, s.head_dim}, "k"));
+  c.v = exactly<float>(info, 2, "v", elements(env, {s.batch, s.heads_kv, s.seq_k, s.head_dim_v}, "v"));
+  c.out = exactly<float>(info, 3, "out", elements(env, {s.batch, s.heads_q, s.seq_q, s.head_dim_v}, "out"));
   c.lse = optional_typed_array<float>(info, 4, "lse");
   if (c.lse && c.lse->ElementLength() != s.batch * s.heads_q * s.seq_q) throw_range(env, "\"lse\" must hold batch × headsQ × seqQ values");
   for (const auto* a : {&c.q, &c.k, &c.v}) {
@@ -250,8 +237,8 @@ Napi::Value HyperAttentionPlan(const Napi::CallbackInfo& info) {
   attention::Shape s;
   attention::HyperOptions o;
   parse_shape(info, 2, s, o);
-  auto q = sized<float>(info, 0, "q", elements(env, {s.batch, s.heads_q, s.seq_q, s.head_dim}, "q"));
-  auto k = sized<float>(info, 1, "k", elements(env, {s.batch, s.heads_kv, s.seq_k, s.head_dim}, "k"));
+  auto q = exactly<float>(info, 0, "q", elements(env, {s.batch, s.heads_q, s.seq_q, s.head_dim}, "q"));
+  auto k = exactly<float>(info, 1, "k", elements(env, {s.batch, s.heads_kv, s.seq_k, s.head_dim}, "k"));
   std::vector<std::uint32_t> qo(elements(env, {s.batch, s.heads_q, s.seq_q}, "queryOrder"));
   std::vector<std::uint32_t> ko(elements(env, {s.batch, s.heads_q, s.seq_k}, "keyOrder"));
   std::vector<std::uint32_t> sm(elements(env, {s.batch, s.heads_q, o.sample_size}, "samples"));

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <type_traits>
 
+#include "tessera/memory.h"
+
 namespace tessera::napi {
 namespace {
 
@@ -196,6 +198,12 @@ Storage storage(const Napi::CallbackInfo& info, std::size_t i, const char* name,
     d.array = a, d.bytes = a.Data(), d.length = a.ElementLength(), d.byte_length = a.ByteLength();
   }
   return d;
+}
+
+std::size_t elements(Napi::Env env, std::initializer_list<std::size_t> factors, const char* name) {
+  std::size_t n = 0;
+  if (!element_count(factors, &n)) throw_range(env, std::string("\"") + name + "\" would hold too many values");
+  return n;
 }
 
 }  // namespace tessera::napi

@@ -65,6 +65,19 @@ Bytes bytes(const Napi::CallbackInfo& info, std::size_t i, const char* name);
 // Numbers in messages.
 inline std::string str(std::size_t n) { return std::to_string(n); }
 
+// The element count of an array argument from its shape factors: RangeError naming it when the product overflows,
+// so a shape is refused before anything is allocated or read.
+std::size_t elements(Napi::Env env, std::initializer_list<std::size_t> factors, const char* name);
+
+// A typed array argument that must hold exactly n elements (RangeError naming it otherwise).
+template <class T>
+Napi::TypedArrayOf<T> exactly(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::size_t n) {
+  auto a = typed_array<T>(info, i, name);
+  if (a.ElementLength() != n)
+    throw_range(info.Env(), std::string("\"") + name + "\" must hold " + str(n) + " values, got " + str(a.ElementLength()));
+  return a;
+}
+
 // A string argument that must be one of `options` (label, value): RangeError listing them otherwise.
 template <class T>
 T choice(const Napi::CallbackInfo& info, std::size_t i, const char* name,

@@ -53,15 +53,10 @@ AttendCall parse_attend(const Napi::CallbackInfo& info, const char* function) {
   s.head_dim_v = integer(info, 13, "headDimV", 1, attention::kMaxHeadDim);
   if (s.heads_q % s.heads_kv != 0)
     throw_range(env, "\"headsQ\" (" + str(s.heads_q) + ") must be a multiple of \"headsKV\" (" + str(s.heads_kv) + ")");
-  auto elements = [&](std::initializer_list<std::size_t> f, const char* name) {
-    std::size_t n = 0;
-    if (!element_count(f, &n)) throw_range(env, std::string("\"") + name + "\" would hold too many values");
-    return n;
-  };
-  const std::size_t nq = elements({s.batch, s.heads_q, s.seq_q, s.head_dim}, "q");
-  const std::size_t nk = elements({s.batch, s.heads_kv, s.seq_k, s.head_dim}, "k");
-  const std::size_t nv = elements({s.batch, s.heads_kv, s.seq_k, s.head_dim_v}, "v");
-  const std::size_t no = elements({s.batch, s.heads_q, s.seq_q, s.head_dim_v}, "out");
+  const std::size_t nq = elements(env, {s.batch, s.heads_q, s.seq_q, s.head_dim}, "q");
+  const std::size_t nk = elements(env, {s.batch, s.heads_kv, s.seq_k, s.head_dim}, "k");
+  const std::size_t nv = elements(env, {s.batch, s.heads_kv, s.seq_k, s.head_dim_v}, "v");
+  const std::size_t no = elements(env, {s.batch, s.heads_q, s.seq_q, s.head_dim_v}, "out");
   if (c.q.length != nq) throw_range(env, "\"q\" must hold " + str(nq) + " values, got " + str(c.q.length));
   if (c.k.length != nk) throw_range(env, "\"k\" must hold " + str(nk) + " values, got " + str(c.k.length));
   if (c.v.length != nv) throw_range(env, "\"v\" must hold " + str(nv) + " values, got " + str(c.v.length));
@@ -95,7 +90,7 @@ AttendCall parse_attend(const Napi::CallbackInfo& info, const char* function) {
     o.alibi_slopes = c.alibi->Data();
   }
   if (c.bias) {
-    if (c.bias->ElementLength() != elements({o.bias_batch, o.bias_heads, s.seq_q, s.seq_k}, "bias"))
+    if (c.bias->ElementLength() != elements(env, {o.bias_batch, o.bias_heads, s.seq_q, s.seq_k}, "bias"))
       throw_range(env, "\"bias\" must hold biasBatch × biasHeads × seqQ × seqK values");
     o.bias = c.bias->Data();
   }

@@ -17,20 +17,6 @@ namespace {
 
 constexpr std::uint64_t kMaxCount = std::uint64_t{1} << 40;
 
-std::size_t elements(Napi::Env env, std::initializer_list<std::size_t> f, const char* name) {
-  std::size_t n = 0;
-  if (!element_count(f, &n)) throw_range(env, std::string("\"") + name + "\" would hold too many values");
-  return n;
-}
-
-template <class T>
-Napi::TypedArrayOf<T> exactly(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::size_t n) {
-  auto a = typed_array<T>(info, i, name);
-  if (a.ElementLength() != n)
-    throw_range(info.Env(), std::string("\"") + name + "\" must hold " + str(n) + " values, got " + str(a.ElementLength()));
-  return a;
-}
-
 // The bytes of a typed array, for overlap checks (Data() accounts for the view's offset).
 struct Span {
   const void* data;

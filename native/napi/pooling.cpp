@@ -17,12 +17,6 @@ namespace {
 
 constexpr std::uint64_t kMaxCount = std::uint64_t{1} << 40;
 
-std::size_t elements(Napi::Env env, std::initializer_list<std::size_t> f, const char* name) {
-  std::size_t n = 0;
-  if (!element_count(f, &n)) throw_range(env, std::string("\"") + name + "\" would hold too many values");
-  return n;
-}
-
 // What a call reads (kept alive by the async form) and writes; out must overlap nothing it reads.
 struct Arrays {
   std::vector<Napi::Object> keep;
@@ -43,10 +37,7 @@ struct Arrays {
 
 // A Float32Array of exactly `n` values.
 Napi::Float32Array floats(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::size_t n) {
-  auto a = typed_array<float>(info, i, name);
-  if (a.ElementLength() != n)
-    throw_range(info.Env(), std::string("\"") + name + "\" must hold " + str(n) + " values, got " + str(a.ElementLength()));
-  return a;
+  return exactly<float>(info, i, name, n);
 }
 
 std::optional<Napi::Float32Array> optional_floats(const Napi::CallbackInfo& info, std::size_t i, const char* name,

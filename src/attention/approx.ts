@@ -11,19 +11,12 @@ import {
   expectOptions,
   expectU64,
   required,
-  typeName,
   viewsOverlap,
+  expectFinite,
 } from '../core/validate.js';
 
 const MAX_COUNT = 2 ** 40;
 const MAX_SEQ = 2 ** 32 - 1;
-
-function finite(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`Expected "${name}" to be a number, got ${typeName(value)}`);
-  if (!Number.isFinite(value)) throw new RangeError(`"${name}" must be finite, got ${value}`);
-  return value;
-}
 
 function count(...factors: number[]): number {
   const n = factors.reduce((a, b) => a * b, 1);
@@ -112,7 +105,7 @@ function buildArgs(keys: unknown, values: unknown, options: unknown) {
   const seqK = expectInteger(required(o.seqK, 'seqK'), 'seqK', 1, MAX_SEQ);
   const headDim = expectInteger(required(o.headDim, 'headDim'), 'headDim', 1, 256);
   const headDimV = o.headDimV === undefined ? headDim : expectInteger(o.headDimV, 'headDimV', 1, 256);
-  const fraction = finite(o.clusterFraction, 'clusterFraction', 0.05);
+  const fraction = expectFinite(o.clusterFraction, 'clusterFraction', 0.05);
   if (!(fraction > 0 && fraction <= 1)) throw new RangeError(`"clusterFraction" must be in (0, 1], got ${fraction}`);
   const clusters = Math.min(seqK, Math.max(1, Math.round(fraction * seqK)));
   const iterations = o.iterations === undefined ? 25 : expectInteger(o.iterations, 'iterations', 0, 100000);
@@ -184,13 +177,13 @@ export class SqueezedAttention extends NativeResource<SqueezedAttentionHandle> {
     const headsQ = expectInteger(required(o.headsQ, 'headsQ'), 'headsQ', 1, MAX_COUNT);
     if (headsQ % this.headsKV !== 0) throw new RangeError(`"headsQ" (${headsQ}) must be a multiple of headsKV (${this.headsKV})`);
     const seqQ = expectInteger(required(o.seqQ, 'seqQ'), 'seqQ', 0, MAX_COUNT);
-    const scale = finite(o.scale, 'scale', 1 / Math.sqrt(this.headDim));
+    const scale = expectFinite(o.scale, 'scale', 1 / Math.sqrt(this.headDim));
     if (o.threshold !== undefined && o.keepFraction !== undefined) {
       throw new RangeError('give "threshold" or "keepFraction", not both');
     }
-    const threshold = finite(o.threshold, 'threshold', 0);
+    const threshold = expectFinite(o.threshold, 'threshold', 0);
     if (threshold < 0) throw new RangeError(`"threshold" must not be negative, got ${threshold}`);
-    const keepFraction = o.threshold !== undefined ? 0 : finite(o.keepFraction, 'keepFraction', 0.25);
+    const keepFraction = o.threshold !== undefined ? 0 : expectFinite(o.keepFraction, 'keepFraction', 0.25);
     if (o.threshold === undefined && !(keepFraction > 0 && keepFraction <= 1)) {
       throw new RangeError(`"keepFraction" must be in (0, 1], got ${keepFraction}`);
     }
@@ -282,7 +275,7 @@ export function hyperShape(options: unknown): { shape: HyperShapeArgs; returnLse
   const seqK = expectInteger(required(o.seqK, 'seqK'), 'seqK', 0, 2 ** 24);
   const headDim = expectInteger(required(o.headDim, 'headDim'), 'headDim', 1, 256);
   const headDimV = o.headDimV === undefined ? headDim : expectInteger(o.headDimV, 'headDimV', 1, 256);
-  const scale = finite(o.scale, 'scale', 1 / Math.sqrt(headDim));
+  const scale = expectFinite(o.scale, 'scale', 1 / Math.sqrt(headDim));
   const causal = expectBoolean(o.causal, 'causal', false);
   if (causal && seqQ !== seqK) throw new RangeError(`causal HyperAttention needs "seqQ" (${seqQ}) equal to "seqK" (${seqK})`);
   const blockSize = o.blockSize === undefined ? 256 : expectInteger(o.blockSize, 'blockSize', 1, 2 ** 24);

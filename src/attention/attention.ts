@@ -1,5 +1,4 @@
 // Exact attention on the CPU (native/include/tessera/attention.h): tiled online softmax, memory O(seq × headDim).
-import { types } from 'node:util';
 
 import type { AttentionArgs } from '../native/binding.js';
 import { binding } from '../native/load.js';
@@ -11,8 +10,9 @@ import {
   expectOptions,
   expectStorage,
   expectTypedArray,
-  typeName,
   type StorageDType,
+  expectFinite,
+  expectSlopes,
 } from '../core/validate.js';
 
 export type AttentionDType = StorageDType;
@@ -78,13 +78,6 @@ const OPTIONS: readonly (keyof AttentionOptions)[] = [
 
 const MAX_COUNT = 2 ** 40;
 
-function finite(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`Expected "${name}" to be a number, got ${typeName(value)}`);
-  if (!Number.isFinite(value)) throw new RangeError(`"${name}" must be finite, got ${value}`);
-  return value;
-}
-
 function count(...factors: number[]): number {
   const n = factors.reduce((a, b) => a * b, 1);
   if (n > MAX_COUNT) throw new RangeError(`the shape holds ${n} values, more than 2^40`);
@@ -118,10 +111,10 @@ function nativeArgs(q: unknown, k: unknown, v: unknown, options: unknown): { arg
     out = expectStorage(o.out, 'out', qs.dtype).data;
     if (out.length !== outLength) throw new RangeError(`"out" must hold ${outLength} values, got ${out.length}`);
   }
-  const scale = finite(o.scale, 'scale', 1 / Math.sqrt(headDim));
-  const temperature = finite(o.temperature, 'temperature', 1);
+  const scale = expectFinite(o.scale, 'scale', 1 / Math.sqrt(headDim));
+  const temperature = expectFinite(o.temperature, 'temperature', 1);
   if (temperature <= 0) throw new RangeError(`"temperature" must be above 0, got ${temperature}`);
-  const softcap = finite(o.softcap, 'softcap', 0);
+  const softcap = expectFinite(o.softcap, 'softcap', 0);
   if (softcap < 0) throw new RangeError(`"softcap" must not be negative, got ${softcap}`);
   const causal = expectBoolean(o.causal, 'causal', false);
   const window = o.window === undefined ? 0 : expectInteger(o.window, 'window', 1, MAX_COUNT);
@@ -148,16 +141,7 @@ function nativeArgs(q: unknown, k: unknown, v: unknown, options: unknown): { arg
   } else if (anchor) {
     throw new RangeError('"anchor" needs "segments" (the anchor is the packed row\'s shared first token)');
   }
-  let alibi: Float32Array | null = null;
-  if (o.alibiSlopes !== undefined) {
-    const s = o.alibiSlopes;
-    if (!types.isFloat32Array(s) && !types.isFloat64Array(s) && !Array.isArray(s)) {
-      throw new TypeError(`Expected "alibiSlopes" to be a Float32Array, Float64Array or array, got ${typeName(s)}`);
-    }
-    alibi = Float32Array.from(s as ArrayLike<number>);
-    if (alibi.length !== headsQ) throw new RangeError(`"alibiSlopes" must hold headsQ (${headsQ}) values, got ${alibi.length}`);
-    if (!alibi.every(Number.isFinite)) throw new RangeError('"alibiSlopes" must be finite');
-  }
+  const alibi = o.alibiSlopes === undefined ? null : expectSlopes(o.alibiSlopes, 'alibiSlopes', headsQ);
   let bias: Float32Array | null = null, biasBatch = 1, biasHeads = 1;
   if (o.bias !== undefined) {
     bias = expectFloat32Array(o.bias, 'bias');

@@ -1,6 +1,5 @@
 // The key/value cache for incremental decoding (native/include/tessera/kv_cache.h): native storage per layer,
 // appends with type conversion, eviction (none, sliding window, LM-Infinite's Λ), attention of the newest queries.
-import { types } from 'node:util';
 
 import type { KvCacheHandle } from '../native/binding.js';
 import { binding } from '../native/load.js';
@@ -12,8 +11,9 @@ import {
   expectOptions,
   expectStorage,
   required,
-  typeName,
   type StorageDType,
+  expectFinite,
+  expectSlopes,
 } from '../core/validate.js';
 
 type Storage = Float32Array | Uint16Array;
@@ -70,13 +70,6 @@ export interface KvAttendResult<T extends Storage> {
   out: T;
   /** [batch, headsQ, seqQ], natural log. */
   lse?: Float32Array;
-}
-
-function finite(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number') throw new TypeError(`Expected "${name}" to be a number, got ${typeName(value)}`);
-  if (!Number.isFinite(value)) throw new RangeError(`"${name}" must be finite, got ${value}`);
-  return value;
 }
 
 const ATTEND_KEYS: readonly (keyof KvAttendOptions)[] = [
@@ -201,10 +194,10 @@ export class KvCache extends NativeResource<KvCacheHandle> {
       out = expectStorage(o.out, 'out', qs.dtype).data;
       if (out.length !== outLength) throw new RangeError(`"out" must hold ${outLength} values, got ${out.length}`);
     }
-    const scale = finite(o.scale, 'scale', 1 / Math.sqrt(this.headDim));
-    const temperature = finite(o.temperature, 'temperature', 1);
+    const scale = expectFinite(o.scale, 'scale', 1 / Math.sqrt(this.headDim));
+    const temperature = expectFinite(o.temperature, 'temperature', 1);
     if (temperature <= 0) throw new RangeError(`"temperature" must be above 0, got ${temperature}`);
-    const softcap = finite(o.softcap, 'softcap', 0);
+    const softcap = expectFinite(o.softcap, 'softcap', 0);
     if (softcap < 0) throw new RangeError(`"softcap" must not be negative, got ${softcap}`);
     const causal = expectBoolean(o.causal, 'causal', true);
     const evicting = this.eviction !== 'none';
@@ -214,16 +207,7 @@ export class KvCache extends NativeResource<KvCacheHandle> {
     const window = o.window === undefined ? 0 : expectInteger(o.window, 'window', 1, MAX_TOKENS);
     const globalTokens = o.globalTokens === undefined ? 0 : expectInteger(o.globalTokens, 'globalTokens', 0, MAX_TOKENS);
     if (globalTokens > 0 && window === 0) throw new RangeError('"globalTokens" needs a "window"');
-    let alibi: Float32Array | null = null;
-    if (o.alibiSlopes !== undefined) {
-      const s = o.alibiSlopes;
-      if (!types.isFloat32Array(s) && !types.isFloat64Array(s) && !Array.isArray(s)) {
-        throw new TypeError(`Expected "alibiSlopes" to be a Float32Array, Float64Array or array, got ${typeName(s)}`);
-      }
-      alibi = Float32Array.from(s as ArrayLike<number>);
-      if (alibi.length !== headsQ) throw new RangeError(`"alibiSlopes" must hold headsQ (${headsQ}) values, got ${alibi.length}`);
-      if (!alibi.every(Number.isFinite)) throw new RangeError('"alibiSlopes" must be finite');
-    }
+    const alibi = o.alibiSlopes === undefined ? null : expectSlopes(o.alibiSlopes, 'alibiSlopes', headsQ);
     const returnLse = expectBoolean(o.returnLse, 'returnLse', false);
     const lse = returnLse ? new Float32Array(this.batch * headsQ * seqQ) : null;
     const args = [l, qs.data, qs.dtype, headsQ, seqQ, out, lse, scale, temperature, softcap, causal, window, globalTokens,

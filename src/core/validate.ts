@@ -101,6 +101,25 @@ export function expectU64(value: unknown, name: string): bigint {
   throw new TypeError(`Expected "${name}" to be a bigint or a number, got ${typeName(value)}`);
 }
 
+/** An optional finite number: `fallback` when undefined, TypeError when not a number, RangeError when not finite. */
+export function expectFinite(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw new TypeError(`Expected "${name}" to be a number, got ${typeName(value)}`);
+  if (!Number.isFinite(value)) throw new RangeError(`"${name}" must be finite, got ${value}`);
+  return value;
+}
+
+/** Per-head slopes (ALiBi) as float32: a Float32Array, Float64Array or array of `count` finite numbers. */
+export function expectSlopes(value: unknown, name: string, count: number): Float32Array {
+  if (!types.isFloat32Array(value) && !types.isFloat64Array(value) && !Array.isArray(value)) {
+    throw new TypeError(`Expected "${name}" to be a Float32Array, Float64Array or array, got ${typeName(value)}`);
+  }
+  const slopes = Float32Array.from(value as ArrayLike<number>);
+  if (slopes.length !== count) throw new RangeError(`"${name}" must hold ${count} values, got ${slopes.length}`);
+  if (!slopes.every(Number.isFinite)) throw new RangeError(`"${name}" must be finite`);
+  return slopes;
+}
+
 export type StorageDType = 'float32' | 'float16' | 'bfloat16';
 
 /** Tensor storage: a Float32Array (float32), or a Uint16Array of float16 or bfloat16 bits as `dtype` says. */

@@ -2,6 +2,7 @@
 // decoded — the graph's nodes (op, inputs, outputs, name) and initializers (name, dims, type, data) — and every other
 // field is carried through byte for byte, so a rewritten model differs from the original only where it was changed.
 // Protobuf wire format: each field is a varint key (field number << 3 | wire type) then its value.
+import { varint } from './onnx-proto.js';
 
 const VARINT = 0, FIXED64 = 1, BYTES = 2, FIXED32 = 5;
 
@@ -44,18 +45,6 @@ function fields(b: Uint8Array): Field[] {
     at = end;
   }
   return out;
-}
-
-function varint(value: bigint): Uint8Array {
-  let v = value < 0n ? value + (1n << 64n) : value;
-  const out: number[] = [];
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v !== 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0n);
-  return Uint8Array.from(out);
 }
 
 function encode(fs: Field[]): Uint8Array {

@@ -7,7 +7,8 @@ export const ONNX_FLOAT = 1, ONNX_INT32 = 6, ONNX_INT64 = 7;
 
 type Part = Buffer;
 
-function varint(value: number | bigint): Buffer {
+/** The protobuf base-128 varint of an unsigned or (two's complement, 10 bytes) negative int64. */
+export function varint(value: number | bigint): Buffer {
   let v = BigInt(value);
   if (v < 0n) v += 1n << 64n; // negative int64 values are written as 10-byte two's complement
   const out: number[] = [];

@@ -38,6 +38,11 @@ sq.build(new Float32Array(16), new Float32Array(16), 1, 4, 4, 4, 2, 2, 1n);
 for (const m of ['build', 'buildAsync', 'attend', 'attendAsync', 'layout', 'memoryBytes'])
   addon['sq.' + m] = (...args) => sq[m](...args);
 addon['new SqueezedAttentionHandle'] = (...args) => new addon.SqueezedAttentionHandle(...args);
+const kv = new addon.KvCacheHandle(2, 1, 1, 4, 4, 'float32', 'sliding', 3, 0);
+kv.append(0, new Float32Array(8), new Float32Array(8), 'float32', 2);
+for (const m of ['append', 'attend', 'attendAsync', 'position', 'stored', 'memoryBytes', 'reset'])
+  addon['kv.' + m] = (...args) => kv[m](...args);
+addon['new KvCacheHandle'] = (...args) => new addon.KvCacheHandle(...args);
 const fns = Object.keys(addon).filter((k) => typeof addon[k] === 'function');
 const counts = { ok: 0, TypeError: 0, RangeError: 0, Error: 0 };
 const pending = [];

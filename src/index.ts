@@ -114,6 +114,7 @@ export {
 } from './attention/index.js';
 export type {
   AttentionOptions,
+  AttentionShapeOptions,
   AttentionResult,
   AttentionDType,
   MergeAttentionOptions,

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "args.h"
 #include "tessera/status.h"
 
 namespace tessera::napi {
@@ -80,5 +81,38 @@ class KernelWorker final : public Napi::AsyncWorker {
   std::string name_;
   Status status_ = Status::ok;
 };
+
+// A parsed call of a kernel with plain arguments: what the call returns (and its Promise resolves to), the arrays an
+// async run keeps alive, and the kernel (a struct with `Status run() const`, all the worker thread sees).
+template <class Kernel>
+struct KernelCall {
+  Napi::Object result;
+  std::vector<Napi::Object> keep;
+  Kernel kernel;
+};
+
+template <class Kernel>
+using KernelParser = KernelCall<Kernel> (*)(const Napi::CallbackInfo&, const char*);
+
+template <class Kernel, KernelParser<Kernel> Parse>
+Napi::Value run_kernel(const Napi::CallbackInfo& info, const char* name) {
+  KernelCall<Kernel> call = Parse(info, name);
+  check(info.Env(), call.kernel.run(), name);
+  return call.result;
+}
+
+template <class Kernel, KernelParser<Kernel> Parse>
+Napi::Value start_kernel(const Napi::CallbackInfo& info, const char* name) {
+  KernelCall<Kernel> call = Parse(info, name);
+  return KernelWorker::Start(info.Env(), name, [k = call.kernel] { return k.run(); }, call.result, call.keep);
+}
+
+// Exports `name` (runs on the calling thread) and `name`Async (on a worker thread) for one kernel.
+template <class Kernel, KernelParser<Kernel> Parse>
+void export_kernel(Napi::Env env, Napi::Object exports, const char* name) {
+  static const std::string sync_name = name, async_name = std::string(name) + "Async";
+  exports.Set(sync_name, Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return run_kernel<Kernel, Parse>(i, sync_name.c_str()); }, sync_name));
+  exports.Set(async_name, Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return start_kernel<Kernel, Parse>(i, async_name.c_str()); }, async_name));
+}
 
 }  // namespace tessera::napi

@@ -31,14 +31,6 @@ void no_overlap(Napi::Env env, Span out, std::initializer_list<Span> inputs, con
       throw_range(env, std::string("\"") + name + "\" overlaps an input");
 }
 
-// A parsed call: the array the Promise resolves to, what the worker must keep alive, and the kernel.
-template <class Kernel>
-struct Parsed {
-  Napi::Object result;
-  std::vector<Napi::Object> keep;
-  Kernel kernel;
-};
-
 // ---- relativeRepresentation: (vectors, anchors, out, n, anchorCount, dim, anchorsNormalized, normalize) ----------
 struct RelativeKernel {
   const float *vectors, *anchors;
@@ -51,7 +43,7 @@ struct RelativeKernel {
   }
 };
 
-Parsed<RelativeKernel> parse_relative(const Napi::CallbackInfo& info, const char* function) {
+KernelCall<RelativeKernel> parse_relative(const Napi::CallbackInfo& info, const char* function) {
   expect_arity(info, 8, 8, function);
   Napi::Env env = info.Env();
   RelativeKernel c;
@@ -80,7 +72,7 @@ struct FitKernel {
   }
 };
 
-Parsed<FitKernel> parse_fit(const Napi::CallbackInfo& info, const char* function) {
+KernelCall<FitKernel> parse_fit(const Napi::CallbackInfo& info, const char* function) {
   expect_arity(info, 8, 8, function);
   Napi::Env env = info.Env();
   FitKernel c;
@@ -112,7 +104,7 @@ struct TransformKernel {
   }
 };
 
-Parsed<TransformKernel> parse_transform(const Napi::CallbackInfo& info, const char* function) {
+KernelCall<TransformKernel> parse_transform(const Napi::CallbackInfo& info, const char* function) {
   expect_arity(info, 8, 8, function);
   Napi::Env env = info.Env();
   TransformKernel c;
@@ -138,7 +130,7 @@ struct ProjectKernel {
   Status run() const { return postprocess::project_out(vectors, n, directions, count, dim, normalize, out); }
 };
 
-Parsed<ProjectKernel> parse_project(const Napi::CallbackInfo& info, const char* function) {
+KernelCall<ProjectKernel> parse_project(const Napi::CallbackInfo& info, const char* function) {
   expect_arity(info, 7, 7, function);
   Napi::Env env = info.Env();
   ProjectKernel c;
@@ -153,19 +145,6 @@ Parsed<ProjectKernel> parse_project(const Napi::CallbackInfo& info, const char* 
   if (out.Data() != vectors.Data()) no_overlap(env, out, {vectors});
   c.vectors = vectors.Data(), c.directions = directions.Data(), c.out = out.Data();
   return {out, {vectors, directions, out}, c};
-}
-
-template <class Kernel, Parsed<Kernel> (*Parse)(const Napi::CallbackInfo&, const char*)>
-Napi::Value Sync(const Napi::CallbackInfo& info, const char* name) {
-  Parsed<Kernel> p = Parse(info, name);
-  check(info.Env(), p.kernel.run(), name);
-  return p.result;
-}
-
-template <class Kernel, Parsed<Kernel> (*Parse)(const Napi::CallbackInfo&, const char*)>
-Napi::Value Async(const Napi::CallbackInfo& info, const char* name) {
-  Parsed<Kernel> p = Parse(info, name);
-  return KernelWorker::Start(info.Env(), name, [k = p.kernel] { return k.run(); }, p.result, p.keep);
 }
 
 // normalizeRows(x, out, n, dim): out may be x itself.
@@ -184,14 +163,10 @@ Napi::Value NormalizeRows(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void register_embed(Napi::Env env, Napi::Object exports) {
-  exports.Set("relativeRepresentation", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Sync<RelativeKernel, parse_relative>(i, "relativeRepresentation"); }, "relativeRepresentation"));
-  exports.Set("relativeRepresentationAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Async<RelativeKernel, parse_relative>(i, "relativeRepresentationAsync"); }, "relativeRepresentationAsync"));
-  exports.Set("whiteningFit", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Sync<FitKernel, parse_fit>(i, "whiteningFit"); }, "whiteningFit"));
-  exports.Set("whiteningFitAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Async<FitKernel, parse_fit>(i, "whiteningFitAsync"); }, "whiteningFitAsync"));
-  exports.Set("whiteningTransform", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Sync<TransformKernel, parse_transform>(i, "whiteningTransform"); }, "whiteningTransform"));
-  exports.Set("whiteningTransformAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Async<TransformKernel, parse_transform>(i, "whiteningTransformAsync"); }, "whiteningTransformAsync"));
-  exports.Set("projectOut", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Sync<ProjectKernel, parse_project>(i, "projectOut"); }, "projectOut"));
-  exports.Set("projectOutAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Async<ProjectKernel, parse_project>(i, "projectOutAsync"); }, "projectOutAsync"));
+  export_kernel<RelativeKernel, parse_relative>(env, exports, "relativeRepresentation");
+  export_kernel<FitKernel, parse_fit>(env, exports, "whiteningFit");
+  export_kernel<TransformKernel, parse_transform>(env, exports, "whiteningTransform");
+  export_kernel<ProjectKernel, parse_project>(env, exports, "projectOut");
   exports.Set("normalizeRows", Napi::Function::New(env, NormalizeRows, "normalizeRows"));
 }
 

@@ -70,13 +70,19 @@ pooling::TokenMask token_mask(const Napi::CallbackInfo& info, std::size_t i, std
 
 std::optional<Napi::Float32Array> some(const Napi::Float32Array& a) { return a; }
 
-// A parsed call: the output and inputs as JavaScript arrays, and the kernel's plain arguments (all the worker sees).
+// A call being parsed: the output and inputs as JavaScript arrays, and the kernel's plain arguments.
 template <class Kernel>
 struct Parsed {
   Napi::Float32Array out;
   Arrays arrays;
   Kernel kernel;
 };
+
+// The parsed call as the shared runners take it (async.h).
+template <class Kernel>
+KernelCall<Kernel> call(Parsed<Kernel>& p) {
+  return {p.out, std::move(p.arrays.keep), p.kernel};
+}
 
 // ---- poolTokens: (hidden, out, batch, seq, dim, mode, maskU8, maskI32, lengths, normalize) ------------------------
 struct TokensKernel {
@@ -89,7 +95,7 @@ struct TokensKernel {
   Status run() const { return pooling::pool_tokens(hidden, batch, seq, dim, mode, mask, normalize, out); }
 };
 
-Parsed<TokensKernel> parse_tokens(const Napi::CallbackInfo& info, const char* function) {
+KernelCall<TokensKernel> parse_tokens(const Napi::CallbackInfo& info, const char* function) {
   expect_arity(info, 10, 10, function);
   Napi::Env env = info.Env();
   Parsed<TokensKernel> p;
@@ -105,7 +111,7 @@ Parsed<TokensKernel> parse_tokens(const Napi::CallbackInfo& info, const char* fu
   c.normalize = boolean(info, 9, "normalize");
   p.arrays.check_out(env, p.out);
   c.out = p.out.Data();
-  return p;
+  return call(p);
 }
 
 // ---- latentAttentionPool ------------------------------------------------------------------------------------------
@@ -125,7 +131,7 @@ struct LatentKernel {
   }
 };
 
-Parsed<LatentKernel> parse_latent(const Napi::CallbackInfo& info, const char* function) {
+KernelCall<LatentKernel> parse_latent(const Napi::CallbackInfo& info, const char* function) {
   expect_arity(info, 29, 29, function);
   Napi::Env env = info.Env();
   Parsed<LatentKernel> p;
@@ -162,7 +168,7 @@ Parsed<LatentKernel> parse_latent(const Napi::CallbackInfo& info, const char* fu
   w.ff_out_bias = vec(28, "ffOutBias", d);
   p.arrays.check_out(env, p.out);
   c.out = p.out.Data();
-  return p;
+  return call(p);
 }
 
 // ---- attentiveStatsPool -------------------------------------------------------------------------------------------
@@ -180,7 +186,7 @@ struct StatsKernel {
   }
 };
 
-Parsed<StatsKernel> parse_stats(const Napi::CallbackInfo& info, const char* function) {
+KernelCall<StatsKernel> parse_stats(const Napi::CallbackInfo& info, const char* function) {
   expect_arity(info, 18, 18, function);
   Napi::Env env = info.Env();
   Parsed<StatsKernel> p;
@@ -216,7 +222,7 @@ Parsed<StatsKernel> parse_stats(const Napi::CallbackInfo& info, const char* func
   w.conv_bias = vec(17, "convBias", C);
   p.arrays.check_out(env, p.out);
   c.out = p.out.Data();
-  return p;
+  return call(p);
 }
 
 // ---- targetAttention ----------------------------------------------------------------------------------------------
@@ -235,7 +241,7 @@ struct TargetKernel {
   }
 };
 
-Parsed<TargetKernel> parse_target(const Napi::CallbackInfo& info, const char* function) {
+KernelCall<TargetKernel> parse_target(const Napi::CallbackInfo& info, const char* function) {
   expect_arity(info, 20, 20, function);
   Napi::Env env = info.Env();
   Parsed<TargetKernel> p;
@@ -277,33 +283,16 @@ Parsed<TargetKernel> parse_target(const Napi::CallbackInfo& info, const char* fu
     throw_range(env, "activation 'prelu' needs \"prelu1\" and \"prelu2\"");
   p.arrays.check_out(env, p.out);
   c.out = p.out.Data();
-  return p;
-}
-
-template <class Kernel, Parsed<Kernel> (*Parse)(const Napi::CallbackInfo&, const char*)>
-Napi::Value Sync(const Napi::CallbackInfo& info, const char* name) {
-  Parsed<Kernel> p = Parse(info, name);
-  check(info.Env(), p.kernel.run(), name);
-  return p.out;
-}
-
-template <class Kernel, Parsed<Kernel> (*Parse)(const Napi::CallbackInfo&, const char*)>
-Napi::Value Async(const Napi::CallbackInfo& info, const char* name) {
-  Parsed<Kernel> p = Parse(info, name);
-  return KernelWorker::Start(info.Env(), name, [k = p.kernel] { return k.run(); }, p.out, p.arrays.keep);
+  return call(p);
 }
 
 }  // namespace
 
 void register_pooling(Napi::Env env, Napi::Object exports) {
-  exports.Set("poolTokens", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Sync<TokensKernel, parse_tokens>(i, "poolTokens"); }, "poolTokens"));
-  exports.Set("poolTokensAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Async<TokensKernel, parse_tokens>(i, "poolTokensAsync"); }, "poolTokensAsync"));
-  exports.Set("latentAttentionPool", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Sync<LatentKernel, parse_latent>(i, "latentAttentionPool"); }, "latentAttentionPool"));
-  exports.Set("latentAttentionPoolAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Async<LatentKernel, parse_latent>(i, "latentAttentionPoolAsync"); }, "latentAttentionPoolAsync"));
-  exports.Set("attentiveStatsPool", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Sync<StatsKernel, parse_stats>(i, "attentiveStatsPool"); }, "attentiveStatsPool"));
-  exports.Set("attentiveStatsPoolAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Async<StatsKernel, parse_stats>(i, "attentiveStatsPoolAsync"); }, "attentiveStatsPoolAsync"));
-  exports.Set("targetAttention", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Sync<TargetKernel, parse_target>(i, "targetAttention"); }, "targetAttention"));
-  exports.Set("targetAttentionAsync", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Async<TargetKernel, parse_target>(i, "targetAttentionAsync"); }, "targetAttentionAsync"));
+  export_kernel<TokensKernel, parse_tokens>(env, exports, "poolTokens");
+  export_kernel<LatentKernel, parse_latent>(env, exports, "latentAttentionPool");
+  export_kernel<StatsKernel, parse_stats>(env, exports, "attentiveStatsPool");
+  export_kernel<TargetKernel, parse_target>(env, exports, "targetAttention");
 }
 
 }  // namespace tessera::napi

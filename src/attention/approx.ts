@@ -3,6 +3,7 @@
 import type { HyperAttentionArgs, HyperShapeArgs, SqueezedAttentionHandle } from '../native/binding.js';
 import { binding } from '../native/load.js';
 import { NativeResource } from '../core/resource.js';
+import type { AttentionShapeOptions } from './attention.js';
 import {
   expectBoolean,
   expectFloat32Array,
@@ -13,22 +14,14 @@ import {
   required,
   viewsOverlap,
   expectFinite,
+  MAX_ELEMENTS,
+  shapeCount,
+  expectFloat32Length,
 } from '../core/validate.js';
 
-const MAX_COUNT = 2 ** 40;
 const MAX_SEQ = 2 ** 32 - 1;
 
-function count(...factors: number[]): number {
-  const n = factors.reduce((a, b) => a * b, 1);
-  if (n > MAX_COUNT) throw new RangeError(`the shape holds ${n} values, more than 2^40`);
-  return n;
-}
 
-function sized(value: unknown, name: string, length: number): Float32Array {
-  const a = expectFloat32Array(value, name);
-  if (a.length !== length) throw new RangeError(`"${name}" must hold ${length} values for this shape, got ${a.length}`);
-  return a;
-}
 
 // ---- Squeezed Attention ----------------------------------------------------------------------------------------
 
@@ -101,7 +94,7 @@ interface SqueezedConfig {
 function buildArgs(keys: unknown, values: unknown, options: unknown) {
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
   const o = expectOptions<SqueezedAttentionOptions>(options, 'options', BUILD_OPTIONS);
-  const headsKV = expectInteger(required(o.headsKV, 'headsKV'), 'headsKV', 1, MAX_COUNT);
+  const headsKV = expectInteger(required(o.headsKV, 'headsKV'), 'headsKV', 1, MAX_ELEMENTS);
   const seqK = expectInteger(required(o.seqK, 'seqK'), 'seqK', 1, MAX_SEQ);
   const headDim = expectInteger(required(o.headDim, 'headDim'), 'headDim', 1, 256);
   const headDimV = o.headDimV === undefined ? headDim : expectInteger(o.headDimV, 'headDimV', 1, 256);
@@ -110,8 +103,8 @@ function buildArgs(keys: unknown, values: unknown, options: unknown) {
   const clusters = Math.min(seqK, Math.max(1, Math.round(fraction * seqK)));
   const iterations = o.iterations === undefined ? 25 : expectInteger(o.iterations, 'iterations', 0, 100000);
   const seed = o.seed === undefined ? 42n : expectU64(o.seed, 'seed');
-  const k = sized(keys, 'keys', count(seqK, headsKV, headDim));
-  const v = sized(values, 'values', count(seqK, headsKV, headDimV));
+  const k = expectFloat32Length(keys, 'keys', shapeCount(seqK, headsKV, headDim));
+  const v = expectFloat32Length(values, 'values', shapeCount(seqK, headsKV, headDimV));
   const config: SqueezedConfig = { headsKV, seqK, headDim, headDimV, clusters, iterations, seed };
   return { k, v, config };
 }
@@ -174,9 +167,9 @@ export class SqueezedAttention extends NativeResource<SqueezedAttentionHandle> {
     if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
     const o = expectOptions<SqueezedAttendOptions>(options, 'options', ATTEND_OPTIONS);
     const handle = this.handle;
-    const headsQ = expectInteger(required(o.headsQ, 'headsQ'), 'headsQ', 1, MAX_COUNT);
+    const headsQ = expectInteger(required(o.headsQ, 'headsQ'), 'headsQ', 1, MAX_ELEMENTS);
     if (headsQ % this.headsKV !== 0) throw new RangeError(`"headsQ" (${headsQ}) must be a multiple of headsKV (${this.headsKV})`);
-    const seqQ = expectInteger(required(o.seqQ, 'seqQ'), 'seqQ', 0, MAX_COUNT);
+    const seqQ = expectInteger(required(o.seqQ, 'seqQ'), 'seqQ', 0, MAX_ELEMENTS);
     const scale = expectFinite(o.scale, 'scale', 1 / Math.sqrt(this.headDim));
     if (o.threshold !== undefined && o.keepFraction !== undefined) {
       throw new RangeError('give "threshold" or "keepFraction", not both');
@@ -187,9 +180,9 @@ export class SqueezedAttention extends NativeResource<SqueezedAttentionHandle> {
     if (o.threshold === undefined && !(keepFraction > 0 && keepFraction <= 1)) {
       throw new RangeError(`"keepFraction" must be in (0, 1], got ${keepFraction}`);
     }
-    const qa = sized(q, 'q', count(seqQ, headsQ, this.headDim));
-    const outLength = count(seqQ, headsQ, this.headDimV);
-    const out = o.out === undefined ? new Float32Array(outLength) : sized(o.out, 'out', outLength);
+    const qa = expectFloat32Length(q, 'q', shapeCount(seqQ, headsQ, this.headDim));
+    const outLength = shapeCount(seqQ, headsQ, this.headDimV);
+    const out = o.out === undefined ? new Float32Array(outLength) : expectFloat32Length(o.out, 'out', outLength);
     if (viewsOverlap(out, qa)) throw new RangeError('"out" overlaps "q"');
     const lse = expectBoolean(o.returnLse, 'returnLse', false) ? new Float32Array(headsQ * seqQ) : null;
     return { handle, args: [qa, out, lse, headsQ, seqQ, scale, threshold, keepFraction] as const };
@@ -222,19 +215,7 @@ export class SqueezedAttention extends NativeResource<SqueezedAttentionHandle> {
 
 // ---- HyperAttention ---------------------------------------------------------------------------------------------
 
-export interface HyperAttentionOptions {
-  /** q, k, v and out as [batch, seq, heads, dim] ('bshd') or [batch, heads, seq, dim] ('bhsd'). */
-  layout: 'bshd' | 'bhsd';
-  batch?: number;
-  headsQ: number;
-  /** Key/value heads (default headsQ); query head h reads head ⌊h / (headsQ / headsKV)⌋. */
-  headsKV?: number;
-  seqQ: number;
-  seqK: number;
-  headDim: number;
-  headDimV?: number;
-  /** Multiplies q·k (default 1 / √headDim). */
-  scale?: number;
+export interface HyperAttentionOptions extends AttentionShapeOptions {
   /** Causal (needs seqQ = seqK): recursive halving into two causal halves and a non-causal block. */
   causal?: boolean;
   /** Keys per block of the sorted block diagonal (default 256). */
@@ -267,9 +248,9 @@ export function hyperShape(options: unknown): { shape: HyperShapeArgs; returnLse
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
   const o = expectOptions<HyperAttentionOptions>(options, 'options', HYPER_OPTIONS);
   const layout = expectOneOf(o.layout, 'layout', ['bshd', 'bhsd'] as const);
-  const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_COUNT);
-  const headsQ = expectInteger(required(o.headsQ, 'headsQ'), 'headsQ', 1, MAX_COUNT);
-  const headsKV = o.headsKV === undefined ? headsQ : expectInteger(o.headsKV, 'headsKV', 1, MAX_COUNT);
+  const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_ELEMENTS);
+  const headsQ = expectInteger(required(o.headsQ, 'headsQ'), 'headsQ', 1, MAX_ELEMENTS);
+  const headsKV = o.headsKV === undefined ? headsQ : expectInteger(o.headsKV, 'headsKV', 1, MAX_ELEMENTS);
   if (headsQ % headsKV !== 0) throw new RangeError(`"headsQ" (${headsQ}) must be a multiple of "headsKV" (${headsKV})`);
   const seqQ = expectInteger(required(o.seqQ, 'seqQ'), 'seqQ', 0, 2 ** 24);
   const seqK = expectInteger(required(o.seqK, 'seqK'), 'seqK', 0, 2 ** 24);
@@ -281,10 +262,10 @@ export function hyperShape(options: unknown): { shape: HyperShapeArgs; returnLse
   const blockSize = o.blockSize === undefined ? 256 : expectInteger(o.blockSize, 'blockSize', 1, 2 ** 24);
   const sampleSize = o.sampleSize === undefined ? 256 : expectInteger(o.sampleSize, 'sampleSize', 0, 2 ** 24);
   const lshBits = o.lshBits === undefined ? 7 : expectInteger(o.lshBits, 'lshBits', 0, 16);
-  const minSeqLen = o.minSeqLen === undefined ? 4096 : expectInteger(o.minSeqLen, 'minSeqLen', 0, MAX_COUNT);
+  const minSeqLen = o.minSeqLen === undefined ? 4096 : expectInteger(o.minSeqLen, 'minSeqLen', 0, MAX_ELEMENTS);
   const seed = o.seed === undefined ? 42n : expectU64(o.seed, 'seed');
-  count(batch, headsQ, seqQ, Math.max(headDim, headDimV));
-  count(batch, headsKV, seqK, Math.max(headDim, headDimV));
+  shapeCount(batch, headsQ, seqQ, Math.max(headDim, headDimV));
+  shapeCount(batch, headsKV, seqK, Math.max(headDim, headDimV));
   const returnLse = expectBoolean(o.returnLse, 'returnLse', false);
   const out = o.out === undefined ? undefined : expectFloat32Array(o.out, 'out');
   return {
@@ -297,11 +278,11 @@ export function hyperShape(options: unknown): { shape: HyperShapeArgs; returnLse
 function hyperArgs(q: unknown, k: unknown, v: unknown, options: unknown): HyperAttentionArgs {
   const { shape, returnLse, out: given } = hyperShape(options);
   const [, batch, headsQ, headsKV, seqQ, seqK, headDim, headDimV] = shape;
-  const qa = sized(q, 'q', batch * headsQ * seqQ * headDim);
-  const ka = sized(k, 'k', batch * headsKV * seqK * headDim);
-  const va = sized(v, 'v', batch * headsKV * seqK * headDimV);
+  const qa = expectFloat32Length(q, 'q', batch * headsQ * seqQ * headDim);
+  const ka = expectFloat32Length(k, 'k', batch * headsKV * seqK * headDim);
+  const va = expectFloat32Length(v, 'v', batch * headsKV * seqK * headDimV);
   const outLength = batch * headsQ * seqQ * headDimV;
-  const out = given === undefined ? new Float32Array(outLength) : sized(given, 'out', outLength);
+  const out = given === undefined ? new Float32Array(outLength) : expectFloat32Length(given, 'out', outLength);
   for (const [name, a] of [['q', qa], ['k', ka], ['v', va]] as const) {
     if (viewsOverlap(out, a)) throw new RangeError(`"out" overlaps "${name}"`);
   }

@@ -13,12 +13,15 @@ import {
   type StorageDType,
   expectFinite,
   expectSlopes,
+  MAX_ELEMENTS,
+  shapeCount,
 } from '../core/validate.js';
 
 export type AttentionDType = StorageDType;
 type Storage = Float32Array | Uint16Array;
 
-export interface AttentionOptions {
+/** The shape of q, k and v, shared by every attention entry point. */
+export interface AttentionShapeOptions {
   /** q, k, v and out as [batch, seq, heads, dim] ('bshd') or [batch, heads, seq, dim] ('bhsd'). */
   layout: 'bshd' | 'bhsd';
   batch?: number;
@@ -33,6 +36,9 @@ export interface AttentionOptions {
   headDimV?: number;
   /** Multiplies q·k (default 1 / √headDim). */
   scale?: number;
+}
+
+export interface AttentionOptions extends AttentionShapeOptions {
   /** TempScale: logits are divided by it (default 1). */
   temperature?: number;
   /** Keys after the query's aligned position are hidden: query i sits at p = i + n − seqQ, n the row's valid keys
@@ -76,13 +82,7 @@ const OPTIONS: readonly (keyof AttentionOptions)[] = [
   'returnLse', 'dtype', 'out',
 ];
 
-const MAX_COUNT = 2 ** 40;
 
-function count(...factors: number[]): number {
-  const n = factors.reduce((a, b) => a * b, 1);
-  if (n > MAX_COUNT) throw new RangeError(`the shape holds ${n} values, more than 2^40`);
-  return n;
-}
 
 type NativeArgs = AttentionArgs;
 
@@ -92,19 +92,19 @@ function nativeArgs(q: unknown, k: unknown, v: unknown, options: unknown): { arg
   const qs = expectStorage(q, 'q', o.dtype);
   const ks = expectStorage(k, 'k', qs.dtype), vs = expectStorage(v, 'v', qs.dtype);
   const layout = expectOneOf(o.layout, 'layout', ['bshd', 'bhsd'] as const);
-  const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_COUNT);
-  const headsQ = expectInteger(o.headsQ, 'headsQ', 1, MAX_COUNT);
-  const headsKV = o.headsKV === undefined ? headsQ : expectInteger(o.headsKV, 'headsKV', 1, MAX_COUNT);
+  const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_ELEMENTS);
+  const headsQ = expectInteger(o.headsQ, 'headsQ', 1, MAX_ELEMENTS);
+  const headsKV = o.headsKV === undefined ? headsQ : expectInteger(o.headsKV, 'headsKV', 1, MAX_ELEMENTS);
   if (headsQ % headsKV !== 0) throw new RangeError(`"headsQ" (${headsQ}) must be a multiple of "headsKV" (${headsKV})`);
   const seqQ = expectInteger(o.seqQ, 'seqQ', 0, 2 ** 24);
   const seqK = expectInteger(o.seqK, 'seqK', 0, 2 ** 24);
   const headDim = expectInteger(o.headDim, 'headDim', 1, 256);
   const headDimV = o.headDimV === undefined ? headDim : expectInteger(o.headDimV, 'headDimV', 1, 256);
-  const lengths = [count(batch, headsQ, seqQ, headDim), count(batch, headsKV, seqK, headDim), count(batch, headsKV, seqK, headDimV)];
+  const lengths = [shapeCount(batch, headsQ, seqQ, headDim), shapeCount(batch, headsKV, seqK, headDim), shapeCount(batch, headsKV, seqK, headDimV)];
   ([['q', qs.data], ['k', ks.data], ['v', vs.data]] as const).forEach(([name, a], i) => {
     if (a.length !== lengths[i]) throw new RangeError(`"${name}" must hold ${lengths[i]} values for this shape, got ${a.length}`);
   });
-  const outLength = count(batch, headsQ, seqQ, headDimV);
+  const outLength = shapeCount(batch, headsQ, seqQ, headDimV);
   let out: Storage;
   if (o.out === undefined) out = qs.dtype === 'float32' ? new Float32Array(outLength) : new Uint16Array(outLength);
   else {
@@ -117,8 +117,8 @@ function nativeArgs(q: unknown, k: unknown, v: unknown, options: unknown): { arg
   const softcap = expectFinite(o.softcap, 'softcap', 0);
   if (softcap < 0) throw new RangeError(`"softcap" must not be negative, got ${softcap}`);
   const causal = expectBoolean(o.causal, 'causal', false);
-  const window = o.window === undefined ? 0 : expectInteger(o.window, 'window', 1, MAX_COUNT);
-  const globalTokens = o.globalTokens === undefined ? 0 : expectInteger(o.globalTokens, 'globalTokens', 0, MAX_COUNT);
+  const window = o.window === undefined ? 0 : expectInteger(o.window, 'window', 1, MAX_ELEMENTS);
+  const globalTokens = o.globalTokens === undefined ? 0 : expectInteger(o.globalTokens, 'globalTokens', 0, MAX_ELEMENTS);
   if (globalTokens > 0 && window === 0) throw new RangeError('"globalTokens" needs a "window" (the Λ mask keeps global and local keys)');
   const anchor = expectBoolean(o.anchor, 'anchor', false);
   let keyLengths: Int32Array | null = null;
@@ -222,11 +222,11 @@ export function mergeAttentionStates(
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
   const o = expectOptions<MergeAttentionOptions>(options, 'options', ['layout', 'batch', 'heads', 'seq', 'dim', 'out', 'lse']);
   const layout = expectOneOf(o.layout, 'layout', ['bshd', 'bhsd'] as const);
-  const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_COUNT);
-  const heads = expectInteger(o.heads, 'heads', 1, MAX_COUNT);
-  const seq = expectInteger(o.seq, 'seq', 0, MAX_COUNT);
-  const dim = expectInteger(o.dim, 'dim', 1, MAX_COUNT);
-  const rows = count(batch, heads, seq), n = count(rows, dim);
+  const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_ELEMENTS);
+  const heads = expectInteger(o.heads, 'heads', 1, MAX_ELEMENTS);
+  const seq = expectInteger(o.seq, 'seq', 0, MAX_ELEMENTS);
+  const dim = expectInteger(o.dim, 'dim', 1, MAX_ELEMENTS);
+  const rows = shapeCount(batch, heads, seq), n = shapeCount(rows, dim);
   const arrays = { outA, lseA, outB, lseB } as const;
   for (const [name, a] of Object.entries(arrays)) {
     const f = expectFloat32Array(a, name);

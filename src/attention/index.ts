@@ -1,7 +1,7 @@
 // The attention module: exact tiled attention with the masks long context needs, the merge of attention states, and
 // the pooling heads of embedding models, approximate long-context attention (Squeezed Attention, HyperAttention).
 export { attention, attentionAsync, mergeAttentionStates } from './attention.js';
-export type { AttentionOptions, AttentionResult, AttentionDType, MergeAttentionOptions } from './attention.js';
+export type { AttentionOptions, AttentionShapeOptions, AttentionResult, AttentionDType, MergeAttentionOptions } from './attention.js';
 export { KvCache } from './kv-cache.js';
 export type { KvCacheOptions, KvAppendOptions, KvAttendOptions, KvAttendResult, KvEviction } from './kv-cache.js';
 export { selfExtendAttention, selfExtendAttentionAsync } from './self-extend.js';

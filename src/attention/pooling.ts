@@ -14,25 +14,17 @@ import {
   required,
   typeName,
   viewsOverlap,
+  MAX_ELEMENTS,
+  shapeCount,
+  expectFloat32Length,
 } from '../core/validate.js';
 
-const MAX_COUNT = 2 ** 40;
 
-function count(...factors: number[]): number {
-  const n = factors.reduce((a, b) => a * b, 1);
-  if (n > MAX_COUNT) throw new RangeError(`the shape holds ${n} values, more than 2^40`);
-  return n;
-}
 
-function floats(value: unknown, name: string, length: number): Float32Array {
-  const a = expectFloat32Array(value, name);
-  if (a.length !== length) throw new RangeError(`"${name}" must hold ${length} values, got ${a.length}`);
-  return a;
-}
 
 function outArray(value: unknown, length: number, inputs: readonly ArrayBufferView[]): Float32Array {
   if (value === undefined) return new Float32Array(length);
-  const out = floats(value, 'out', length);
+  const out = expectFloat32Length(value, 'out', length);
   if (inputs.some((a) => viewsOverlap(out, a))) throw new RangeError('"out" must not overlap an input');
   return out;
 }
@@ -99,14 +91,14 @@ const TOKEN_OPTIONS: readonly (keyof PoolTokensOptions)[] = ['batch', 'seq', 'di
 function tokenArgs(hidden: unknown, options: unknown): PoolTokensArgs {
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
   const o = expectOptions<PoolTokensOptions>(options, 'options', TOKEN_OPTIONS);
-  const batch = expectInteger(required(o.batch, 'batch'), 'batch', 0, MAX_COUNT);
-  const seq = expectInteger(required(o.seq, 'seq'), 'seq', 0, MAX_COUNT);
-  const dim = expectInteger(required(o.dim, 'dim'), 'dim', 1, MAX_COUNT);
-  const h = floats(hidden, 'hidden', count(batch, seq, dim));
+  const batch = expectInteger(required(o.batch, 'batch'), 'batch', 0, MAX_ELEMENTS);
+  const seq = expectInteger(required(o.seq, 'seq'), 'seq', 0, MAX_ELEMENTS);
+  const dim = expectInteger(required(o.dim, 'dim'), 'dim', 1, MAX_ELEMENTS);
+  const h = expectFloat32Length(hidden, 'hidden', shapeCount(batch, seq, dim));
   const mode = expectOneOf(required(o.mode, 'mode'), 'mode', ['mean', 'cls', 'last'] as const);
   const [u8, i32, lengths] = tokenMask(o.mask, o.lengths, batch, seq);
   const normalize = expectBoolean(o.normalize, 'normalize', false);
-  const out = outArray(o.out, count(batch, dim), [h, ...[u8, i32, lengths].filter((a) => a !== null)]);
+  const out = outArray(o.out, shapeCount(batch, dim), [h, ...[u8, i32, lengths].filter((a) => a !== null)]);
   return [h, out, batch, seq, dim, mode, u8, i32, lengths, normalize];
 }
 
@@ -194,12 +186,12 @@ const LATENT_WEIGHTS: readonly (keyof LatentAttentionWeights)[] = [
 function latentArgs(hidden: unknown, options: unknown): LatentAttentionArgs {
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
   const o = expectOptions<LatentAttentionPoolOptions>(options, 'options', LATENT_OPTIONS);
-  const batch = expectInteger(required(o.batch, 'batch'), 'batch', 0, MAX_COUNT);
-  const seq = expectInteger(required(o.seq, 'seq'), 'seq', 0, MAX_COUNT);
-  const dim = expectInteger(required(o.dim, 'dim'), 'dim', 1, MAX_COUNT);
-  const heads = expectInteger(required(o.heads, 'heads'), 'heads', 1, MAX_COUNT);
-  const headDim = expectInteger(required(o.headDim, 'headDim'), 'headDim', 1, MAX_COUNT);
-  const h = floats(hidden, 'hidden', count(batch, seq, dim));
+  const batch = expectInteger(required(o.batch, 'batch'), 'batch', 0, MAX_ELEMENTS);
+  const seq = expectInteger(required(o.seq, 'seq'), 'seq', 0, MAX_ELEMENTS);
+  const dim = expectInteger(required(o.dim, 'dim'), 'dim', 1, MAX_ELEMENTS);
+  const heads = expectInteger(required(o.heads, 'heads'), 'heads', 1, MAX_ELEMENTS);
+  const headDim = expectInteger(required(o.headDim, 'headDim'), 'headDim', 1, MAX_ELEMENTS);
+  const h = expectFloat32Length(hidden, 'hidden', shapeCount(batch, seq, dim));
   const [u8, i32, lengths] = tokenMask(o.mask, o.lengths, batch, seq);
   expectObject(o.weights, 'weights');
   const w = expectOptions<LatentAttentionWeights>(o.weights, 'weights', LATENT_WEIGHTS);
@@ -212,19 +204,19 @@ function latentArgs(hidden: unknown, options: unknown): LatentAttentionArgs {
   if (ffInBias.length === 0 || ffInBias.length % 2 !== 0) {
     throw new RangeError(`"weights.ffInBias" must hold 2 × ff values (an even, nonzero count), got ${ffInBias.length}`);
   }
-  const ff = ffInBias.length / 2, inner = count(heads, headDim);
-  const vec = (key: keyof LatentAttentionWeights, n: number) => floats(w[key], `weights.${key}`, n);
+  const ff = ffInBias.length / 2, inner = shapeCount(heads, headDim);
+  const vec = (key: keyof LatentAttentionWeights, n: number) => expectFloat32Length(w[key], `weights.${key}`, n);
   const weights = [
     latents, vec('normWeight', dim), vec('normBias', dim), vec('contextNormWeight', dim), vec('contextNormBias', dim),
-    vec('toQ', count(inner, dim)), vec('toKv', count(2, inner, dim)), vec('toOut', count(dim, inner)),
+    vec('toQ', shapeCount(inner, dim)), vec('toKv', shapeCount(2, inner, dim)), vec('toOut', shapeCount(dim, inner)),
     w.toOutBias === undefined ? null : vec('toOutBias', dim),
-    vec('ffNormWeight', dim), vec('ffNormBias', dim), vec('ffIn', count(2, ff, dim)), ffInBias, vec('ffOut', count(dim, ff)),
+    vec('ffNormWeight', dim), vec('ffNormBias', dim), vec('ffIn', shapeCount(2, ff, dim)), ffInBias, vec('ffOut', shapeCount(dim, ff)),
     vec('ffOutBias', dim),
   ] as const;
   const normalize = expectBoolean(o.normalize, 'normalize', true);
   const eps = epsilon(o.eps, 'eps', 1e-5, false);
   const inputs = [h, ...[u8, i32, lengths, ...weights].filter((a): a is NonNullable<typeof a> => a !== null)];
-  const out = outArray(o.out, count(batch, dim), inputs);
+  const out = outArray(o.out, shapeCount(batch, dim), inputs);
   return [h, out, batch, seq, dim, heads, headDim, numLatents, ff, u8, i32, lengths, eps, normalize, ...weights];
 }
 
@@ -296,10 +288,10 @@ const STATS_WEIGHTS: readonly (keyof AttentiveStatsWeights)[] = [
 function statsArgs(x: unknown, options: unknown): StatsPoolArgs {
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
   const o = expectOptions<AttentiveStatsPoolOptions>(options, 'options', STATS_OPTIONS);
-  const batch = expectInteger(required(o.batch, 'batch'), 'batch', 0, MAX_COUNT);
-  const channels = expectInteger(required(o.channels, 'channels'), 'channels', 1, MAX_COUNT);
-  const frames = expectInteger(required(o.frames, 'frames'), 'frames', 0, MAX_COUNT);
-  const xs = floats(x, 'x', count(batch, channels, frames));
+  const batch = expectInteger(required(o.batch, 'batch'), 'batch', 0, MAX_ELEMENTS);
+  const channels = expectInteger(required(o.channels, 'channels'), 'channels', 1, MAX_ELEMENTS);
+  const frames = expectInteger(required(o.frames, 'frames'), 'frames', 0, MAX_ELEMENTS);
+  const xs = expectFloat32Length(x, 'x', shapeCount(batch, channels, frames));
   const lengths = o.lengths === undefined ? null : lengthsOf(o.lengths, batch, frames, 'frames');
   const globalContext = expectBoolean(o.globalContext, 'globalContext', true);
   const eps = epsilon(o.eps, 'eps', 1e-12, true);
@@ -309,12 +301,12 @@ function statsArgs(x: unknown, options: unknown): StatsPoolArgs {
   const tdnnBias = expectFloat32Array(w.tdnnBias, 'weights.tdnnBias');
   const A = tdnnBias.length;
   if (A === 0) throw new RangeError('"weights.tdnnBias" must hold the attention channels (at least 1)');
-  const vec = (key: keyof AttentiveStatsWeights, n: number) => floats(w[key], `weights.${key}`, n);
+  const vec = (key: keyof AttentiveStatsWeights, n: number) => expectFloat32Length(w[key], `weights.${key}`, n);
   const weights = [
-    vec('tdnnWeight', count(A, globalContext ? 3 * channels : channels)), tdnnBias, vec('bnMean', A), vec('bnVar', A),
-    vec('bnWeight', A), vec('bnBias', A), vec('convWeight', count(channels, A)), vec('convBias', channels),
+    vec('tdnnWeight', shapeCount(A, globalContext ? 3 * channels : channels)), tdnnBias, vec('bnMean', A), vec('bnVar', A),
+    vec('bnWeight', A), vec('bnBias', A), vec('convWeight', shapeCount(channels, A)), vec('convBias', channels),
   ] as const;
-  const out = outArray(o.out, count(batch, 2 * channels), [xs, ...weights, ...(lengths ? [lengths] : [])]);
+  const out = outArray(o.out, shapeCount(batch, 2 * channels), [xs, ...weights, ...(lengths ? [lengths] : [])]);
   return [xs, out, batch, channels, frames, A, globalContext, lengths, eps, bnEps, ...weights];
 }
 
@@ -384,12 +376,12 @@ const TARGET_WEIGHTS: readonly (keyof TargetAttentionWeights)[] = ['w1', 'b1', '
 function targetArgs(query: unknown, keys: unknown, options: unknown): TargetAttentionArgs {
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
   const o = expectOptions<TargetAttentionOptions>(options, 'options', TARGET_OPTIONS);
-  const batch = expectInteger(required(o.batch, 'batch'), 'batch', 0, MAX_COUNT);
-  const items = o.items === undefined ? 1 : expectInteger(o.items, 'items', 1, MAX_COUNT);
-  const seqK = expectInteger(required(o.seqK, 'seqK'), 'seqK', 0, MAX_COUNT);
-  const dim = expectInteger(required(o.dim, 'dim'), 'dim', 1, MAX_COUNT);
-  const q = floats(query, 'query', count(batch, items, dim));
-  const k = floats(keys, 'keys', count(batch, seqK, dim));
+  const batch = expectInteger(required(o.batch, 'batch'), 'batch', 0, MAX_ELEMENTS);
+  const items = o.items === undefined ? 1 : expectInteger(o.items, 'items', 1, MAX_ELEMENTS);
+  const seqK = expectInteger(required(o.seqK, 'seqK'), 'seqK', 0, MAX_ELEMENTS);
+  const dim = expectInteger(required(o.dim, 'dim'), 'dim', 1, MAX_ELEMENTS);
+  const q = expectFloat32Length(query, 'query', shapeCount(batch, items, dim));
+  const k = expectFloat32Length(keys, 'keys', shapeCount(batch, seqK, dim));
   const lengths = o.lengths === undefined ? null : lengthsOf(o.lengths, batch, seqK, 'seqK');
   const activation = o.activation === undefined ? 'sigmoid' : expectOneOf(o.activation, 'activation', ['sigmoid', 'relu', 'prelu'] as const);
   const normalize = o.normalize === undefined ? 'softmax' : expectOneOf(o.normalize, 'normalize', ['softmax', 'none'] as const);
@@ -399,7 +391,7 @@ function targetArgs(query: unknown, keys: unknown, options: unknown): TargetAtte
   const h1 = b1.length, h2 = b2.length;
   if (h1 === 0) throw new RangeError('"weights.b1" must hold hidden1 values (at least 1)');
   if (h2 === 0) throw new RangeError('"weights.b2" must hold hidden2 values (at least 1)');
-  const vec = (key: keyof TargetAttentionWeights, n: number) => floats(w[key], `weights.${key}`, n);
+  const vec = (key: keyof TargetAttentionWeights, n: number) => expectFloat32Length(w[key], `weights.${key}`, n);
   let prelu1: Float32Array | null = null, prelu2: Float32Array | null = null;
   if (activation === 'prelu') {
     prelu1 = vec('prelu1', h1);
@@ -407,9 +399,9 @@ function targetArgs(query: unknown, keys: unknown, options: unknown): TargetAtte
   } else if (w.prelu1 !== undefined || w.prelu2 !== undefined) {
     throw new RangeError('"weights.prelu1" and "weights.prelu2" belong to activation \'prelu\'');
   }
-  const weights = [vec('w1', count(4, dim, h1)), b1, vec('w2', count(h1, h2)), b2, vec('w3', h2), vec('b3', 1)] as const;
+  const weights = [vec('w1', shapeCount(4, dim, h1)), b1, vec('w2', shapeCount(h1, h2)), b2, vec('w3', h2), vec('b3', 1)] as const;
   const inputs = [q, k, ...weights, ...[lengths, prelu1, prelu2].filter((a): a is NonNullable<typeof a> => a !== null)];
-  const out = outArray(o.out, count(batch, items, dim), inputs);
+  const out = outArray(o.out, shapeCount(batch, items, dim), inputs);
   return [q, k, out, batch, items, seqK, dim, h1, h2, lengths, activation, normalize, ...weights, prelu1, prelu2];
 }
 

@@ -7,17 +7,9 @@
 // Both passes cost what exact attention costs (the neighbour pass seq × W); memory O(seq × headDim).
 import { applyRope, applyRopeAsync, type RopeStyle } from '../rope/apply.js';
 import { expectFloat32Array, expectInteger, expectOneOf, expectOptions, expectTypedArray, required } from '../core/validate.js';
-import { attention, attentionAsync, mergeAttentionStates, type AttentionOptions } from './attention.js';
+import { attention, attentionAsync, mergeAttentionStates, type AttentionOptions, type AttentionShapeOptions } from './attention.js';
 
-export interface SelfExtendAttentionOptions {
-  layout: 'bshd' | 'bhsd';
-  batch?: number;
-  headsQ: number;
-  headsKV?: number;
-  seqQ: number;
-  seqK: number;
-  headDim: number;
-  headDimV?: number;
+export interface SelfExtendAttentionOptions extends AttentionShapeOptions {
   /** G: beyond the window, positions are grouped G to one. */
   groupSize: number;
   /** W: keys closer than this to the query keep their exact relative position. */
@@ -29,7 +21,6 @@ export interface SelfExtendAttentionOptions {
   attentionFactor?: number;
   /** Valid keys per batch row (right padding); token j sits at position j and the queries are the last seqQ. */
   keyLengths?: Int32Array;
-  scale?: number;
   temperature?: number;
   softcap?: number;
   returnLse?: boolean;

@@ -101,6 +101,23 @@ export function expectU64(value: unknown, name: string): bigint {
   throw new TypeError(`Expected "${name}" to be a bigint or a number, got ${typeName(value)}`);
 }
 
+/** The most elements a shape argument may describe; larger shapes are refused before anything is allocated. */
+export const MAX_ELEMENTS = 2 ** 40;
+
+/** The element count of a shape (the product of its factors); RangeError when it exceeds MAX_ELEMENTS. */
+export function shapeCount(...factors: number[]): number {
+  const n = factors.reduce((a, b) => a * b, 1);
+  if (n > MAX_ELEMENTS) throw new RangeError(`the shape holds ${n} values, more than 2^40`);
+  return n;
+}
+
+/** A Float32Array of exactly `length` values (TypeError for another type, RangeError for another length). */
+export function expectFloat32Length(value: unknown, name: string, length: number): Float32Array {
+  const a = expectFloat32Array(value, name);
+  if (a.length !== length) throw new RangeError(`"${name}" must hold ${length} values, got ${a.length}`);
+  return a;
+}
+
 /** An optional finite number: `fallback` when undefined, TypeError when not a number, RangeError when not finite. */
 export function expectFinite(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;

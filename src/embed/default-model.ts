@@ -21,6 +21,8 @@ const SPECIAL = ['[PAD]', '[UNK]'];
 export interface DefaultModelFiles {
   model: string;
   tokenizer: string;
+  /** The model file's bytes, already read and checked. */
+  modelBytes: Uint8Array;
   /** The package and version the vectors came from. */
   source: string;
 }
@@ -53,20 +55,21 @@ function resolvePackage(): { dir: string; version: string } {
   return { dir: path.dirname(manifestPath), version };
 }
 
-function crcOfFile(file: string): number {
-  return binding().crc32c(fs.readFileSync(file));
-}
-
-function validCache(dir: string, source: string): boolean {
+/** The model's bytes when the cache holds this source's files intact (sizes and CRC-32C as its manifest says), else
+ *  null. The bytes are returned so the caller does not read the 140 MB file a second time. */
+function readCache(dir: string, source: string): Buffer | null {
   try {
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
-    if (manifest.packaging !== PACKAGING_VERSION || manifest.source !== source) return false;
-    return manifest.files.every((f) => {
-      const file = path.join(dir, f.name);
-      return fs.statSync(file).size === f.bytes && crcOfFile(file) === f.crc32c;
-    });
+    if (manifest.packaging !== PACKAGING_VERSION || manifest.source !== source) return null;
+    let model: Buffer | null = null;
+    for (const f of manifest.files) {
+      const bytes = fs.readFileSync(path.join(dir, f.name));
+      if (bytes.length !== f.bytes || binding().crc32c(bytes) !== f.crc32c) return null;
+      if (f.name === 'model.onnx') model = bytes;
+    }
+    return model;
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -156,20 +159,18 @@ export function ensureDefaultModel(): DefaultModelFiles {
   const source = `${DEFAULT_MODEL_PACKAGE}@${pkg.version}`;
   const dir = path.join(cacheDir(), `glove-${DEFAULT_MODEL_PACKAGE}-${pkg.version}-v${PACKAGING_VERSION}`);
   const files = { model: path.join(dir, 'model.onnx'), tokenizer: path.join(dir, 'tokenizer.json'), source };
-  if (validCache(dir, source)) return files;
+  const cached = readCache(dir, source);
+  if (cached) return { ...files, modelBytes: cached };
   fs.mkdirSync(dir, { recursive: true });
   const data = JSON.parse(fs.readFileSync(path.join(pkg.dir, `${DEFAULT_MODEL_PACKAGE}.json`), 'utf8')) as Vectors;
   const { words, table: t, dim } = table(data);
-  writeAtomic(files.model, graph(t, words.length, dim));
-  writeAtomic(files.tokenizer, tokenizerJson(words));
+  const contents = { 'model.onnx': graph(t, words.length, dim), 'tokenizer.json': Buffer.from(tokenizerJson(words), 'utf8') };
+  for (const [name, bytes] of Object.entries(contents)) writeAtomic(path.join(dir, name), bytes);
   const manifest: Manifest = {
     packaging: PACKAGING_VERSION,
     source,
-    files: ['model.onnx', 'tokenizer.json'].map((name) => {
-      const file = path.join(dir, name);
-      return { name, bytes: fs.statSync(file).size, crc32c: crcOfFile(file) };
-    }),
+    files: Object.entries(contents).map(([name, bytes]) => ({ name, bytes: bytes.length, crc32c: binding().crc32c(bytes) })),
   };
   writeAtomic(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2)); // last: it vouches for the others
-  return files;
+  return { ...files, modelBytes: contents['model.onnx'] };
 }

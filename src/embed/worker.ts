@@ -51,7 +51,7 @@ async function init(m: InitMessage): Promise<void> {
   let source = typeof model === 'string' ? model : model ? 'bytes' : '';
   if (model === null) {
     const files = ensureDefaultModel();
-    model = files.model;
+    model = files.modelBytes; // read and checked already: not read again from disk
     tokenizerPath = files.tokenizer;
     source = files.source;
   }
@@ -132,6 +132,13 @@ function split(texts: string[], m: RunMessage): Pieces {
     }
   });
   return p;
+}
+
+/** Each text's pieces' token rows, in order (one pass: pieces come text by text). */
+function groupByOwner(rows: Float32Array[], owner: number[], texts: number): Float32Array[][] {
+  const out = Array.from({ length: texts }, () => [] as Float32Array[]);
+  rows.forEach((r, i) => out[owner[i]!]!.push(r));
+  return out;
 }
 
 /** Per-text vectors from per-piece vectors: a piece's own, or the (length-weighted) mean of a text's chunks. */
@@ -230,7 +237,7 @@ async function run(m: RunMessage): Promise<RunResult> {
   const texts = m.texts.length;
   const parts = m.mode === 'pooled'
     ? ids.length === texts ? pooled : merge(pieces, pooled, texts, dim, m.merge === 'weighted')
-    : Array.from({ length: texts }, (_, t) => tokenRows.filter((_, i) => pieces.owner[i] === t));
+    : groupByOwner(tokenRows, pieces.owner, texts);
   const flat = parts.flat() as Float32Array[];
   const data = new Float32Array(flat.reduce((n, p) => n + p.length, 0));
   let at = 0;

@@ -101,9 +101,8 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     t0 = performance.now();
     for (let i = 0; i < texts.length; i += chunk) {
       const part = texts.slice(i, i + chunk);
-      const v = await embedder.embed(part);
+      const { vectors: v, tokens: t } = await embedder.embedWithTokens(part); // one inference for both indexes
       vectors.set(v.data, i * v.dim);
-      const t = await embedder.embedTokens(part);
       tokenParts.push(t.data);
       lengths.set(t.lengths, i);
       o.progress?.(bar(Math.min(i + chunk, texts.length), texts.length, 'embedding passages'));
@@ -133,8 +132,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     o.progress?.(bar(2, 2, 'building indexes'));
     o.progress?.('');
 
-    const qv = await embedder.embed(o.queries);
-    const qt = await embedder.embedTokens(o.queries);
+    const { vectors: qv, tokens: qt } = await embedder.embedWithTokens(o.queries);
     const queryTokens: Float32Array[] = [];
     let offset = 0;
     for (const n of qt.lengths) {

@@ -117,6 +117,10 @@ describe.skipIf(!haveBert)('Embedder on ONNX models with the real BERT tokenizer
         const e = await Embedder.load({ model: bytes, tokenizer: TOKENIZER, pooling, bucketing, batchSize });
         const r = await e.embed(texts);
         expect(maxError(r.data, want, dim)).toBeLessThan(1e-6);
+        // One inference for both outputs gives the same bytes as the two calls.
+        const both = await e.embedWithTokens(texts), tokens = await e.embedTokens(texts);
+        expect(both.vectors).toEqual(r);
+        expect(both.tokens).toEqual(tokens);
         await e.dispose();
       }
     }
@@ -281,8 +285,14 @@ describe.skipIf(!haveGlove)('Embedder with the default GloVe model', () => {
     }
     const t = await e.embedTokens(['the fox!']);
     expect(Array.from(t.lengths)).toEqual([3]);
-    for (let d = 0; d < 100; d++) expect(Math.abs(t.data[100 + d]! - fox[d]!)).toBeLessThan(1e-6);
     await e.dispose();
+    // Pooling 'none' reads the graph's own sentence output; embedWithTokens takes both outputs from one run.
+    const none = await Embedder.load({ normalize: false, pooling: 'none' });
+    const both = await none.embedWithTokens(['Fox', 'the fox!', 'qwzxv']);
+    both.vectors.data.forEach((x, i) => expect(Math.abs(x - r.data[i]!)).toBeLessThan(1e-6)); // the graph's own mean
+    expect(both.tokens).toEqual(await none.embedTokens(['Fox', 'the fox!', 'qwzxv']));
+    await none.dispose();
+    for (let d = 0; d < 100; d++) expect(Math.abs(t.data[100 + d]! - fox[d]!)).toBeLessThan(1e-6);
     // The second load uses the cache (checked by CRC-32C), and Matryoshka dims renormalise the prefix.
     const again = await Embedder.load({ dims: 10 });
     const short = await again.embed(['fox']);

@@ -197,31 +197,33 @@ export class Embedder {
     }
   }
 
-  #run(texts: unknown, mode: 'pooled' | 'tokens'): Promise<RunResult> {
+  async #run(texts: unknown, mode: RunMessage['mode']): Promise<RunResult> {
     if (this.#worker === null) throw new DisposedError('Embedder');
     if (!Array.isArray(texts)) throw new TypeError(`Expected "texts" to be an array of strings, got ${typeName(texts)}`);
     texts.forEach((t, i) => {
       if (typeof t !== 'string') throw new TypeError(`Expected "texts"[${i}] to be a string, got ${typeName(t)}`);
     });
+    if (mode !== 'pooled' && this.info.tokenOutput === null) {
+      throw new Error(`Embedder: token vectors need a [batch, seq, dim] output (the model's outputs: ${this.info.outputs.join(', ')})`);
+    }
     const s = this.#settings;
     const id = this.#next++;
     const message: RunMessage = {
       type: 'run', id, texts: texts as string[], mode, pooling: s.pooling, maxLength: s.maxLength, batchSize: s.batchSize, bucketing: s.bucketing,
       chunk: s.chunk, overlap: s.overlap, merge: s.merge, grouping: s.grouping,
     };
-    return new Promise<RunResult>((resolve, reject) => {
+    const r = await new Promise<RunResult>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#worker!.postMessage(message);
     });
+    this.lastBatchStats = { realTokens: r.realTokens, paddedTokens: r.paddedTokens };
+    return r;
   }
 
-  /** One vector per text (pooled, then Matryoshka-truncated and / or L2-normalised as configured). */
-  async embed(texts: string[]): Promise<Embeddings> {
-    const r = await this.#run(texts, 'pooled');
-    this.lastBatchStats = { realTokens: r.realTokens, paddedTokens: r.paddedTokens };
-    const count = texts.length;
+  /** The pooled vectors, Matryoshka-truncated and / or L2-normalised as configured. */
+  async #vectors(r: RunResult, count: number): Promise<Embeddings> {
     if (count === 0) return { data: new Float32Array(0), count: 0, dim: this.dim ?? r.dim };
-    let data = r.data, dim = r.dim;
+    let data = r.data!, dim = r.dim;
     const s = this.#settings;
     if (s.dims !== null) {
       if (s.dims > dim) throw new RangeError(`"dims" (${s.dims}) is more than the model's ${dim} dimensions`);
@@ -234,14 +236,28 @@ export class Embedder {
     return { data, count, dim };
   }
 
+  /** The token vectors, L2-normalised when configured. */
+  async #tokens(r: RunResult, count: number): Promise<TokenEmbeddings> {
+    const t = r.tokens!;
+    const data = this.#settings.normalize && t.data.length > 0 ? await l2NormalizeAsync(t.data, { dim: t.dim }) : t.data;
+    return { data, lengths: t.lengths.length === count ? t.lengths : new Int32Array(count), dim: t.dim };
+  }
+
+  /** One vector per text (pooled, then Matryoshka-truncated and / or L2-normalised as configured). */
+  async embed(texts: string[]): Promise<Embeddings> {
+    return this.#vectors(await this.#run(texts, 'pooled'), texts.length);
+  }
+
   /** Each text's token vectors, special and padding tokens dropped (multi-vector output for FDE and Chamfer). */
   async embedTokens(texts: string[]): Promise<TokenEmbeddings> {
-    if (this.info.tokenOutput === null) throw new Error(`Embedder.embedTokens: the model has no [batch, seq, dim] output (outputs: ${this.info.outputs.join(', ')})`);
-    const r = await this.#run(texts, 'tokens');
-    this.lastBatchStats = { realTokens: r.realTokens, paddedTokens: r.paddedTokens };
-    let data = r.data;
-    if (this.#settings.normalize && data.length > 0) data = await l2NormalizeAsync(data, { dim: r.dim });
-    return { data, lengths: r.lengths ?? new Int32Array(texts.length), dim: r.dim };
+    return this.#tokens(await this.#run(texts, 'tokens'), texts.length);
+  }
+
+  /** embed() and embedTokens() from one tokenization and one inference (a single-vector and a multi-vector index
+   *  over the same texts need both). */
+  async embedWithTokens(texts: string[]): Promise<{ vectors: Embeddings; tokens: TokenEmbeddings }> {
+    const r = await this.#run(texts, 'both');
+    return { vectors: await this.#vectors(r, texts.length), tokens: await this.#tokens(r, texts.length) };
   }
 
   get disposed(): boolean {

@@ -19,7 +19,8 @@ export interface RunMessage {
   type: 'run';
   id: number;
   texts: string[];
-  mode: 'pooled' | 'tokens';
+  /** One vector per text, token vectors, or both from the same inference. */
+  mode: 'pooled' | 'tokens' | 'both';
   pooling: Pooling;
   maxLength: number;
   batchSize: number;
@@ -45,9 +46,11 @@ export interface ModelInfo {
 
 export interface RunResult {
   id: number;
-  data: Float32Array;
-  lengths: Int32Array | null;
+  /** One pooled vector per text (modes 'pooled' and 'both'). */
+  data: Float32Array | null;
   dim: number;
+  /** Each text's token vectors (modes 'tokens' and 'both'). */
+  tokens: { data: Float32Array; lengths: Int32Array; dim: number } | null;
   /** Tokens the texts had, and token slots the batches ran (with padding). */
   realTokens: number;
   paddedTokens: number;

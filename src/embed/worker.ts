@@ -174,7 +174,10 @@ function positionIds(lengths: number[], seq: number, m: RunMessage): BigInt64Arr
 }
 
 async function run(m: RunMessage): Promise<RunResult> {
-  if (m.mode === 'pooled' && m.pooling === 'none' && info.sentenceOutput === null) {
+  // 'both' serves embedWithTokens: one tokenization and one inference give the vectors and the token vectors.
+  const wantPooled = m.mode !== 'tokens', wantTokens = m.mode !== 'pooled';
+  const fromSentence = wantPooled && m.pooling === 'none';
+  if (fromSentence && info.sentenceOutput === null) {
     throw new Error(`pooling 'none' needs a [batch, dim] output, and the model's outputs are [${info.outputs.join(', ')}]: ` +
       "load it with pooling 'mean', 'cls' or 'last', or use embedTokens()");
   }
@@ -182,7 +185,7 @@ async function run(m: RunMessage): Promise<RunResult> {
   const ids = pieces.ids;
   const order = ids.map((_, i) => i);
   if (m.bucketing) order.sort((a, b) => ids[a]!.length - ids[b]!.length || a - b);
-  let dim = info.dim ?? 0;
+  let dim = info.dim ?? 0, tokenDim = m.pooling === 'none' ? 0 : info.dim ?? 0;
   const pooled: Float32Array[] = new Array(ids.length);
   const tokenRows: Float32Array[] = new Array(ids.length);
   let real = 0, padded = 0;
@@ -208,23 +211,28 @@ async function run(m: RunMessage): Promise<RunResult> {
     };
     if (info.inputs.includes('token_type_ids')) feeds.token_type_ids = tensorOf('token_type_ids', new BigInt64Array(batch.length * seq), dims);
     if (info.inputs.includes('position_ids')) feeds.position_ids = tensorOf('position_ids', positionIds(batch.map((t) => ids[t]!.length), seq, m), dims);
-    const fetches = [info.tokenOutput, m.mode === 'pooled' && m.pooling === 'none' ? info.sentenceOutput : null].filter((x): x is string => x !== null);
-    const outputs = await session.run(feeds, [...new Set(fetches)]);
-    if (m.mode === 'pooled' && m.pooling === 'none') {
+    const fetches = [fromSentence && !wantTokens ? null : info.tokenOutput, fromSentence ? info.sentenceOutput : null]
+      .filter((x): x is string => x !== null);
+    const outputs = await session.run(feeds, fetches);
+    if (fromSentence) {
       const out = outputs[info.sentenceOutput!]!;
-      dim = out.dims[1]!;
+      const width = out.dims[1]!;
       const data = out.data as Float32Array;
-      batch.forEach((t, r) => (pooled[t] = data.slice(r * dim, (r + 1) * dim)));
-      continue;
+      batch.forEach((t, r) => (pooled[t] = data.slice(r * width, (r + 1) * width)));
+      dim = width;
+      if (!wantTokens) continue;
     }
     const out = outputs[info.tokenOutput!]!;
     if (out.type !== 'float32' || out.dims.length !== 3) throw new Error(`the token output "${info.tokenOutput}" is ${out.type} [${out.dims.join(', ')}], not float32 [batch, seq, dim]`);
-    dim = out.dims[2]!;
+    tokenDim = out.dims[2]!;
     const data = out.data as Float32Array;
-    if (m.mode === 'pooled') {
+    if (wantPooled && !fromSentence) {
+      dim = tokenDim;
       const rows = poolTokens(data, { batch: batch.length, seq, dim, mode: m.pooling as TokenPoolingMode, mask: mask8 });
       batch.forEach((t, r) => (pooled[t] = rows.subarray(r * dim, (r + 1) * dim)));
-    } else {
+    }
+    if (wantTokens) {
+      const dim = tokenDim;
       batch.forEach((t, r) => {
         const keep = ids[t]!.map((id, c) => (specialIds.has(id) ? -1 : c)).filter((c) => c >= 0).slice(pieces.skip[t]!);
         const rows = new Float32Array(keep.length * dim);
@@ -235,26 +243,36 @@ async function run(m: RunMessage): Promise<RunResult> {
   }
   // Pieces back to texts: chunk vectors merged, chunk token rows concatenated in order.
   const texts = m.texts.length;
-  const parts = m.mode === 'pooled'
-    ? ids.length === texts ? pooled : merge(pieces, pooled, texts, dim, m.merge === 'weighted')
-    : groupByOwner(tokenRows, pieces.owner, texts);
-  const flat = parts.flat() as Float32Array[];
-  const data = new Float32Array(flat.reduce((n, p) => n + p.length, 0));
+  const vectors = wantPooled ? concat(ids.length === texts ? pooled : merge(pieces, pooled, texts, dim, m.merge === 'weighted')) : null;
+  let tokens: RunResult['tokens'] = null;
+  if (wantTokens) {
+    const perText = groupByOwner(tokenRows, pieces.owner, texts);
+    tokens = {
+      data: concat(perText.flat()),
+      lengths: Int32Array.from(perText, (rows) => (tokenDim ? rows.reduce((n, r) => n + r.length, 0) / tokenDim : 0)),
+      dim: tokenDim,
+    };
+  }
+  return { id: m.id, data: vectors, dim, tokens, realTokens: real, paddedTokens: padded };
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of flat) {
-    data.set(p, at);
+  for (const p of parts) {
+    out.set(p, at);
     at += p.length;
   }
-  const lengths = m.mode === 'tokens'
-    ? Int32Array.from(parts as Float32Array[][], (rows) => (dim ? rows.reduce((n, r) => n + r.length, 0) / dim : 0))
-    : null;
-  return { id: m.id, data, lengths, dim, realTokens: real, paddedTokens: padded };
+  return out;
 }
 
 port.on('message', (message: InitMessage | RunMessage) => {
   const work = message.type === 'init'
     ? init(message).then(() => reply({ type: 'ready', info }))
-    : run(message).then((r) => reply({ type: 'result', result: r }, r.lengths ? [r.data.buffer as ArrayBuffer, r.lengths.buffer as ArrayBuffer] : [r.data.buffer as ArrayBuffer]));
+    : run(message).then((r) => {
+      const transfer = [r.data?.buffer, r.tokens?.data.buffer, r.tokens?.lengths.buffer].filter((b): b is ArrayBuffer => b !== undefined);
+      reply({ type: 'result', result: r }, transfer);
+    });
   work.catch((e: unknown) => {
     const error = e instanceof Error ? e.message : String(e);
     reply(message.type === 'init' ? { type: 'init-error', error } : { type: 'run-error', id: message.id, error });

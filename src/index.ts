@@ -26,6 +26,8 @@ export {
   MAX_RESIDUAL_BITS,
   BinaryIndex,
   OnnxTransform,
+  CudaBinaryIndex,
+  CUDA_MAX_K,
 } from './binary/index.js';
 export type {
   BitOrder,
@@ -44,8 +46,20 @@ export type {
   VectorStore,
   Similarity,
   OnnxTransformOptions,
+  CudaBinaryMetric,
+  CudaBinarySearchOptions,
+  CudaBinarySearchResult,
+  CudaCodesOptions,
 } from './binary/index.js';
-export { FdeEncoder, FDE_ALGORITHM_VERSION, chamferScores, chamferScoresAsync, MultiVectorIndex } from './fde/index.js';
+export {
+  FdeEncoder,
+  FDE_ALGORITHM_VERSION,
+  chamferScores,
+  chamferScoresAsync,
+  MultiVectorIndex,
+  CudaFdeEncoder,
+  CudaMultiVectorIndex,
+} from './fde/index.js';
 export type {
   FdeBatchOptions,
   FdeEncoderOptions,
@@ -54,7 +68,12 @@ export type {
   MultiVectorIndexOptions,
   MultiVectorSearchOptions,
   MultiVectorSearchResult,
+  ChamferPrecision,
+  CudaMultiVectorIndexOptions,
+  CudaChamferSearchResult,
 } from './fde/index.js';
+export { cudaAvailable, cudaLastKernelMs, CudaUnavailableError } from './core/cuda.js';
+export type { Device } from './core/cuda.js';
 export type { FdeMatrices } from './native/binding.js';
 export {
   ropeFrequencies,

@@ -190,6 +190,23 @@ describe('BinaryIndex', () => {
     index.dispose();
   });
 
+  it('ranks rows with a NaN score last, by id, and still returns min(k, size) rows', () => {
+    const dim = 24, n = 9;
+    const index = new BinaryIndex({ dim, bits: 2 });
+    const rows = index.binarizer.encode(randomFloats(n * dim, 4));
+    const view = new DataView(rows.buffer, rows.byteOffset, rows.byteLength);
+    const alphaAt = (i: number) => i * index.binarizer.rowBytes + index.binarizer.rowBytes - 4;
+    for (const i of [2, 5, 6, 8]) view.setFloat32(alphaAt(i), NaN, true);  // their SDC scores are NaN
+    const ids = Int32Array.of(40, 31, 22, 13, 4, 35, 26, 17, 8);
+    index.add(ids, rows);
+    const result = index.search(rows.subarray(0, index.binarizer.rowBytes), n, { metric: 'sdc' });
+    expect(result.k).toBe(n);
+    expect(Array.from(result.ids.subarray(5))).toEqual([8, 22, 26, 35]);  // the NaN rows, by id
+    expect(Array.from(result.scores.subarray(5)).every(Number.isNaN)).toBe(true);
+    expect(Array.from(result.scores.subarray(0, 5)).every(Number.isFinite)).toBe(true);
+    index.dispose();
+  });
+
   it('rejects truncated, corrupted and foreign files with TesseraFileError, never crashing', () => {
     const dim = 16;
     const index = new BinaryIndex({ dim, store: 'int8' });

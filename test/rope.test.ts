@@ -28,7 +28,7 @@ import {
   type RopeConfig,
 } from '../src/index.js';
 import { fromBf16, fromHalf, halves, toBf16, toHalf } from '../bench/half.mjs';
-import { randomFloats, seeded, SHARED_DATA, sharedDataAvailable } from './helpers.js';
+import { randomFloats, sameBytes, seeded, SHARED_DATA, sharedDataAvailable } from './helpers.js';
 import { rotaryEmbeddingModel } from './onnx-builder.js';
 import { parseFirstNode, parseTensor, ONNX_FLOAT, ONNX_FLOAT16 } from './onnx-reader.js';
 
@@ -303,6 +303,32 @@ describe('ropeFromHfConfig', () => {
 
 describe('applyRope', () => {
   const levels = capabilities().simdAvailable as string[];
+
+  it('gives the same bits on every SIMD level (fused rotations and float64 angles everywhere; CUDA matches them)', () => {
+    const outputs = new Map<string, Uint8Array[]>();
+    try {
+      for (const level of levels) {
+        setSimd(level as never);
+        const results: Uint8Array[] = [];
+        let seed = 900;
+        for (const dtype of ['float32', 'float16', 'bfloat16'] as const)
+          for (const style of ['neox', 'interleaved'] as const)
+            for (const [headDim, rotaryDim] of [[64, 64], [130, 98], [34, 34], [48, 22], [2, 2]] as const) {
+              const values = randomFloats(3 * 5 * headDim, seed++);
+              const data = dtype === 'float32' ? values : Uint16Array.from(values, dtype === 'float16' ? toHalf : toBf16);
+              const positions = Float64Array.from({ length: 5 }, (_, i) => i * 123457.25);
+              const { invFreq, attentionFactor } = ropeFrequencies({ type: 'yarn', base: 10000, dim: rotaryDim, factor: 4, originalMaxPositions: 2048 });
+              applyRope(data, { layout: 'bshd', seqLen: 5, heads: 3, headDim, rotaryDim, positions, invFreq, attentionFactor, style, dtype });
+              results.push(new Uint8Array(data.buffer.slice(0)));
+            }
+        outputs.set(level, results);
+      }
+    } finally {
+      setSimd(capabilities().simdDetected as never);
+    }
+    const [first, ...rest] = [...outputs.values()];
+    for (const other of rest) other.forEach((bytes, i) => expect(sameBytes(bytes, first![i]!)).toBe(true));
+  });
 
   it('equals a float64 rotation on every SIMD level, layout, style, type and position kind', async () => {
     const r = seeded(11);

@@ -21,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_embed(env, exports);
 #ifdef TESSERA_WITH_CUDA
   register_cuda(env, exports);
+  register_cuda_attention(env, exports);
 #endif
   return exports;
 }

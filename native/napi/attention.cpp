@@ -7,6 +7,7 @@
 #include "addon.h"
 #include "args.h"
 #include "async.h"
+#include "calls.h"
 #include "tessera/attention.h"
 #include "tessera/memory.h"
 
@@ -19,14 +20,7 @@ attention::Layout layout_of(const Napi::CallbackInfo& info, std::size_t i) {
   return choice<attention::Layout>(info, i, "layout", {{"bshd", attention::Layout::bshd}, {"bhsd", attention::Layout::bhsd}});
 }
 
-struct AttendCall {
-  Storage q, k, v, out;
-  std::optional<Napi::Float32Array> lse, alibi, bias;
-  std::optional<Napi::Int32Array> key_lengths, segments;
-  attention::DType dtype = attention::DType::f32;
-  attention::Shape shape;
-  attention::Options options;
-};
+}  // namespace
 
 // (q, k, v, out, lse | null, dtype, layout, batch, headsQ, headsKV, seqQ, seqK, headDim, headDimV, scale,
 //  temperature, softcap, causal, window, globalTokens, anchor, keyLengths | null, segments | null,
@@ -120,27 +114,9 @@ std::vector<Napi::Object> inputs_of(const AttendCall& c) {
   return keep;
 }
 
-Napi::Value Attend(const Napi::CallbackInfo& info) {
-  AttendCall c = parse_attend(info, "attention");
-  check(info.Env(),
-        attention::attend(c.q.bytes, c.k.bytes, c.v.bytes, c.dtype, c.shape, c.options, c.out.bytes,
-                          c.lse ? c.lse->Data() : nullptr),
-        "attention");
-  return c.out.array;
-}
-
-Napi::Value AttendAsync(const Napi::CallbackInfo& info) {
-  AttendCall c = parse_attend(info, "attentionAsync");
-  auto kernel = [q = c.q.bytes, k = c.k.bytes, v = c.v.bytes, dtype = c.dtype, shape = c.shape, options = c.options,
-                 out = c.out.bytes, lse = c.lse ? c.lse->Data() : nullptr] {
-    return attention::attend(q, k, v, dtype, shape, options, out, lse);
-  };
-  return KernelWorker::Start(info.Env(), "attentionAsync", kernel, c.out.array, inputs_of(c));
-}
-
 // (outA, lseA, outB, lseB, out, lse, layout, batch, heads, seq, dim)
-Napi::Value MergeStates(const Napi::CallbackInfo& info) {
-  expect_arity(info, 11, 11, "mergeAttentionStates");
+MergeCall parse_merge(const Napi::CallbackInfo& info, const char* function) {
+  expect_arity(info, 11, 11, function);
   Napi::Env env = info.Env();
   auto out_a = typed_array<float>(info, 0, "outA");
   auto lse_a = typed_array<float>(info, 1, "lseA");
@@ -169,9 +145,38 @@ Napi::Value MergeStates(const Napi::CallbackInfo& info) {
   if (partial(out, out_a) || partial(out, out_b) || partial(lse, lse_a) || partial(lse, lse_b) ||
       bytes_overlap(out.Data(), out.ByteLength(), lse.Data(), lse.ByteLength()))
     throw_range(env, "\"out\" and \"lse\" may be the inputs themselves, but must not partly overlap them or each other");
-  check(env, attention::merge_states(out_a.Data(), lse_a.Data(), out_b.Data(), lse_b.Data(), s, out.Data(), lse.Data()),
+  return {out_a, lse_a, out_b, lse_b, out, lse, s};
+}
+
+namespace {
+
+
+
+Napi::Value Attend(const Napi::CallbackInfo& info) {
+  AttendCall c = parse_attend(info, "attention");
+  check(info.Env(),
+        attention::attend(c.q.bytes, c.k.bytes, c.v.bytes, c.dtype, c.shape, c.options, c.out.bytes,
+                          c.lse ? c.lse->Data() : nullptr),
+        "attention");
+  return c.out.array;
+}
+
+Napi::Value AttendAsync(const Napi::CallbackInfo& info) {
+  AttendCall c = parse_attend(info, "attentionAsync");
+  auto kernel = [q = c.q.bytes, k = c.k.bytes, v = c.v.bytes, dtype = c.dtype, shape = c.shape, options = c.options,
+                 out = c.out.bytes, lse = c.lse ? c.lse->Data() : nullptr] {
+    return attention::attend(q, k, v, dtype, shape, options, out, lse);
+  };
+  return KernelWorker::Start(info.Env(), "attentionAsync", kernel, c.out.array, inputs_of(c));
+}
+
+Napi::Value MergeStates(const Napi::CallbackInfo& info) {
+  MergeCall c = parse_merge(info, "mergeAttentionStates");
+  check(info.Env(),
+        attention::merge_states(c.out_a.Data(), c.lse_a.Data(), c.out_b.Data(), c.lse_b.Data(), c.shape, c.out.Data(),
+                                c.lse.Data()),
         "mergeAttentionStates");
-  return env.Undefined();
+  return info.Env().Undefined();
 }
 
 }  // namespace

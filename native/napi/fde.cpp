@@ -310,6 +310,13 @@ class MultiVectorIndexHandle final : public Napi::ObjectWrap<MultiVectorIndexHan
 
 }  // namespace
 
+std::shared_ptr<const fde::State> fde_encoder_state(const Napi::Value& handle, const char* name) {
+  Napi::Env env = handle.Env();
+  if (!handle.IsObject() || !handle.As<Napi::Object>().CheckTypeTag(&FdeEncoderHandle::kTypeTag))
+    throw_type(env, std::string("Expected \"") + name + "\" to be an FdeEncoder handle, got " + describe(handle));
+  return FdeEncoderHandle::Unwrap(handle.As<Napi::Object>())->state(env);
+}
+
 void register_fde(Napi::Env env, Napi::Object exports) {
   Napi::Function encoder = FdeEncoderHandle::Define(env);
   exports.Set("FdeEncoderHandle", encoder);

@@ -7,6 +7,7 @@
 #include "addon.h"
 #include "args.h"
 #include "async.h"
+#include "calls.h"
 #include "tessera/memory.h"
 #include "tessera/rope.h"
 
@@ -15,12 +16,7 @@ namespace {
 
 constexpr std::uint64_t kMaxCount = std::uint64_t{1} << 40;
 
-// A positions array: Int32Array, Float32Array or Float64Array, read in place.
-struct PositionsArg {
-  Napi::TypedArray array;
-  rope::Positions positions;
-  std::size_t length = 0;
-};
+}  // namespace
 
 PositionsArg positions_arg(const Napi::CallbackInfo& info, std::size_t i) {
   const Napi::Value v = i < info.Length() ? info[i] : info.Env().Undefined();
@@ -39,19 +35,6 @@ PositionsArg positions_arg(const Napi::CallbackInfo& info, std::size_t i) {
   p.positions.data = static_cast<const std::uint8_t*>(p.array.ArrayBuffer().Data()) + p.array.ByteOffset();
   return p;
 }
-
-struct ApplyCall {
-  Napi::TypedArray data;
-  void* bytes = nullptr;
-  std::size_t byte_length = 0;
-  rope::DType dtype = rope::DType::f32;
-  rope::Shape shape;
-  rope::Style style = rope::Style::neox;
-  PositionsArg positions;
-  std::optional<Napi::Float64Array> inv_freq;
-  std::optional<Napi::Float32Array> cos, sin;
-  rope::Angles angles;
-};
 
 // (data, dtype, layout, batch, seqLen, heads, headDim, rotaryDim, positions, invFreq | null, cos | null,
 //  sin | null, attentionFactor, style)
@@ -114,6 +97,16 @@ ApplyCall parse_apply(const Napi::CallbackInfo& info, const char* function) {
   return c;
 }
 
+std::vector<Napi::Object> inputs_of(const ApplyCall& c) {
+  std::vector<Napi::Object> keep = {c.positions.array};
+  if (c.inv_freq) keep.push_back(*c.inv_freq);
+  if (c.cos) keep.push_back(*c.cos), keep.push_back(*c.sin);
+  return keep;
+}
+
+namespace {
+
+
 Napi::Value ApplyRope(const Napi::CallbackInfo& info) {
   ApplyCall c = parse_apply(info, "applyRope");
   check(info.Env(), rope::apply(c.bytes, c.dtype, c.shape, c.style, c.positions.positions, c.angles), "applyRope");
@@ -124,10 +117,7 @@ Napi::Value ApplyRopeAsync(const Napi::CallbackInfo& info) {
   ApplyCall c = parse_apply(info, "applyRopeAsync");
   auto kernel = [bytes = c.bytes, dtype = c.dtype, shape = c.shape, style = c.style, positions = c.positions.positions,
                  angles = c.angles] { return rope::apply(bytes, dtype, shape, style, positions, angles); };
-  std::vector<Napi::Object> keep = {c.positions.array};
-  if (c.inv_freq) keep.push_back(*c.inv_freq);
-  if (c.cos) keep.push_back(*c.cos), keep.push_back(*c.sin);
-  return KernelWorker::Start(info.Env(), "applyRopeAsync", kernel, c.data, keep);
+  return KernelWorker::Start(info.Env(), "applyRopeAsync", kernel, c.data, inputs_of(c));
 }
 
 // (positions, invFreq: Float64Array, attentionFactor) -> { cos, sin }: Float32Arrays of positions × invFreq.length.

@@ -2,6 +2,7 @@
 
 import type { AttentionArgs } from '../native/binding.js';
 import { binding } from '../native/load.js';
+import { cudaKernels, expectDevice, type Device } from '../core/cuda.js';
 import {
   expectBoolean,
   expectFloat32Array,
@@ -68,6 +69,9 @@ export interface AttentionOptions extends AttentionShapeOptions {
   dtype?: AttentionDType;
   /** Where to write the output (the query layout with headDimV). */
   out?: Storage;
+  /** 'cuda': run on the GPU (float16 and bfloat16 data; tensor cores, float32 accumulation). Options the device does
+   *  not implement (softcap, alibiSlopes, bias, float32 data) throw an Error saying which. Default 'cpu'. */
+  device?: Device;
 }
 
 export interface AttentionResult<T extends Storage> {
@@ -79,7 +83,7 @@ export interface AttentionResult<T extends Storage> {
 const OPTIONS: readonly (keyof AttentionOptions)[] = [
   'layout', 'batch', 'headsQ', 'headsKV', 'seqQ', 'seqK', 'headDim', 'headDimV', 'scale', 'temperature', 'causal',
   'window', 'globalTokens', 'keyLengths', 'segments', 'anchor', 'alibiSlopes', 'bias', 'biasShape', 'softcap',
-  'returnLse', 'dtype', 'out',
+  'returnLse', 'dtype', 'out', 'device',
 ];
 
 
@@ -185,14 +189,16 @@ function result<T extends Storage>(args: NativeArgs, returnLse: boolean): Attent
  */
 export function attention<T extends Storage>(q: T, k: T, v: T, options: AttentionOptions): AttentionResult<T> {
   const { args, returnLse } = nativeArgs(q, k, v, options);
-  binding().attention(...args);
+  if (expectDevice(options.device) === 'cuda') cudaKernels().cudaAttention(...args);
+  else binding().attention(...args);
   return result<T>(args, returnLse);
 }
 
 /** attention() on worker threads. Do not modify the inputs (or `out`) until the promise settles. */
 export async function attentionAsync<T extends Storage>(q: T, k: T, v: T, options: AttentionOptions): Promise<AttentionResult<T>> {
   const { args, returnLse } = nativeArgs(q, k, v, options);
-  await binding().attentionAsync(...args);
+  if (expectDevice(options.device) === 'cuda') await cudaKernels().cudaAttentionAsync(...args);
+  else await binding().attentionAsync(...args);
   return result<T>(args, returnLse);
 }
 
@@ -206,6 +212,8 @@ export interface MergeAttentionOptions {
   /** Where to write (may be outA or outB themselves). */
   out?: Float32Array;
   lse?: Float32Array;
+  /** 'cuda': merge on the GPU (host arrays copied there and back). Default 'cpu'. */
+  device?: Device;
 }
 
 /**
@@ -220,7 +228,7 @@ export function mergeAttentionStates(
   options: MergeAttentionOptions,
 ): { out: Float32Array; lse: Float32Array } {
   if (options === undefined) throw new TypeError('Expected "options" to be an object, got undefined');
-  const o = expectOptions<MergeAttentionOptions>(options, 'options', ['layout', 'batch', 'heads', 'seq', 'dim', 'out', 'lse']);
+  const o = expectOptions<MergeAttentionOptions>(options, 'options', ['layout', 'batch', 'heads', 'seq', 'dim', 'out', 'lse', 'device']);
   const layout = expectOneOf(o.layout, 'layout', ['bshd', 'bhsd'] as const);
   const batch = o.batch === undefined ? 1 : expectInteger(o.batch, 'batch', 1, MAX_ELEMENTS);
   const heads = expectInteger(o.heads, 'heads', 1, MAX_ELEMENTS);
@@ -237,6 +245,8 @@ export function mergeAttentionStates(
   const lse = o.lse === undefined ? new Float32Array(rows) : expectFloat32Array(o.lse, 'lse');
   if (out.length !== n) throw new RangeError(`"out" must hold ${n} values, got ${out.length}`);
   if (lse.length !== rows) throw new RangeError(`"lse" must hold ${rows} values, got ${lse.length}`);
-  binding().mergeAttentionStates(outA, lseA, outB, lseB, out, lse, layout, batch, heads, seq, dim);
+  const args = [outA, lseA, outB, lseB, out, lse, layout, batch, heads, seq, dim] as const;
+  if (expectDevice(o.device) === 'cuda') cudaKernels().cudaMergeAttentionStates(...args);
+  else binding().mergeAttentionStates(...args);
   return { out, lse };
 }

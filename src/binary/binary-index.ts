@@ -74,7 +74,14 @@ interface Meta {
   binarizer: { version: number };
 }
 
+/** A copy of an index's rows (ids, codes, stored vectors), for the device index built from it (not public API). */
+export let indexContents: (index: BinaryIndex) => IndexContents;
+
 export class BinaryIndex extends NativeResource<BinaryIndexHandle> {
+  static {
+    indexContents = (index) => index.handle.exportContents();
+  }
+
   readonly dim: number;
   readonly bits: number;
   readonly store: VectorStore;

@@ -75,7 +75,14 @@ export function checkClouds(tokens: unknown, lengths: unknown, dim: number, name
   return l.length;
 }
 
+/** The native handle of an encoder, for the device encoder built from it (not part of the public API). */
+export let encoderHandle: (encoder: FdeEncoder) => FdeEncoderHandle;
+
 export class FdeEncoder extends NativeResource<FdeEncoderHandle> {
+  static {
+    encoderHandle = (encoder) => encoder.handle;
+  }
+
   readonly dim: number;
   readonly repetitions: number;
   readonly simhashBits: number;

@@ -4,3 +4,6 @@ export type { FdeBatchOptions, FdeEncoderOptions, FdeEncoderJSON, FdeProjection 
 export { chamferScores, chamferScoresAsync } from './chamfer.js';
 export { MultiVectorIndex } from './multivector-index.js';
 export type { MultiVectorIndexOptions, MultiVectorSearchOptions, MultiVectorSearchResult } from './multivector-index.js';
+export { CudaFdeEncoder } from './cuda-encoder.js';
+export { CudaMultiVectorIndex } from './cuda-multivector-index.js';
+export type { ChamferPrecision, CudaMultiVectorIndexOptions, CudaChamferSearchResult } from './cuda-multivector-index.js';

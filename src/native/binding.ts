@@ -141,6 +141,55 @@ export interface Binding {
   ): { queryOrder: Int32Array; keyOrder: Int32Array; samples: Int32Array };
   /** Present in the CUDA addon only. */
   cudaProbe?(): CudaProbe;
+  /** Device-to-device copy rate, bytes read plus written per second (median of `repeats` after a warm-up). */
+  cudaCopyBandwidth?(bytes: number, repeats: number): number;
+  cudaAttention?(...args: AttentionArgs): Float32Array | Uint16Array;
+  cudaAttentionAsync?(...args: AttentionArgs): Promise<Float32Array | Uint16Array>;
+  cudaApplyRope?(...args: RopeArgs): Float32Array | Uint16Array;
+  cudaApplyRopeAsync?(...args: RopeArgs): Promise<Float32Array | Uint16Array>;
+  cudaMergeAttentionStates?(...args: MergeArgs): void;
+  cudaMergeAttentionStatesAsync?(...args: MergeArgs): Promise<void>;
+  cudaAttentionLastKernelMs?(): number;
+  CudaCodesHandle?: new () => CudaCodesHandle;
+  CudaFdeHandle?: new () => CudaFdeHandle;
+  CudaMultiVectorsHandle?: new () => CudaMultiVectorsHandle;
+}
+
+/** mergeAttentionStates' positional arguments. */
+export type MergeArgs = [
+  outA: Float32Array, lseA: Float32Array, outB: Float32Array, lseB: Float32Array, out: Float32Array, lse: Float32Array,
+  layout: string, batch: number, heads: number, seq: number, dim: number,
+];
+
+/** Device handles (CUDA addon): load() fills them, synchronously or on a worker (async = true). */
+export interface CudaCodesHandle {
+  load(rows: Uint8Array, n: number, dim: number, planes: number, hasAlpha: boolean, msb: boolean,
+       ids: Int32Array | undefined, l2: boolean, async: boolean): Promise<void> | undefined;
+  hammingTopK(queries: Uint8Array, nq: number, k: number, async: boolean):
+    { ids: Int32Array; distances: Int32Array } | Promise<{ ids: Int32Array; distances: Int32Array }>;
+  sdcTopK(queries: Uint8Array, nq: number, k: number, async: boolean):
+    { ids: Int32Array; scores: Float32Array } | Promise<{ ids: Int32Array; scores: Float32Array }>;
+  size(): number;
+  deviceBytes(): number;
+  lastKernelMs(): number;
+  release(): void;
+}
+
+export interface CudaFdeHandle {
+  load(encoder: FdeEncoderHandle, async: boolean): Promise<void> | undefined;
+  encode(tokens: Float32Array, lengths: Int32Array, document: boolean, async: boolean): Float32Array | Promise<Float32Array>;
+  deviceBytes(): number;
+  lastKernelMs(): number;
+  release(): void;
+}
+
+export interface CudaMultiVectorsHandle {
+  load(tokens: Float32Array, lengths: Int32Array, dim: number, bfloat16: boolean, async: boolean): Promise<void> | undefined;
+  chamfer(queries: Float32Array, queryLengths: Int32Array, async: boolean): Float32Array | Promise<Float32Array>;
+  size(): number;
+  deviceBytes(): number;
+  lastKernelMs(): number;
+  release(): void;
 }
 
 /** The native RoPE call's positional arguments (src/rope/apply.ts builds them). */

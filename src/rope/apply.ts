@@ -1,6 +1,7 @@
 // RoPE applied in place to query or key tensors (native, SIMD, threaded); see native/include/tessera/rope.h.
 import type { RopeArgs } from '../native/binding.js';
 import { binding } from '../native/load.js';
+import { cudaKernels, expectDevice, type Device } from '../core/cuda.js';
 import { expectFloat32Array, expectInteger, expectOneOf, expectOptions, expectStorage, typeName, type StorageDType } from '../core/validate.js';
 import { types } from 'node:util';
 
@@ -32,11 +33,13 @@ export interface ApplyRopeOptions {
   style?: RopeStyle;
   /** The element type: float32 data is a Float32Array; float16 and bfloat16 data are Uint16Arrays of their bits. */
   dtype?: RopeDType;
+  /** 'cuda': rotate on the GPU (the data is copied there and back; the same results as the CPU). Default 'cpu'. */
+  device?: Device;
 }
 
 const OPTION_KEYS: readonly (keyof ApplyRopeOptions)[] = [
   'layout', 'batch', 'seqLen', 'heads', 'headDim', 'rotaryDim', 'positions', 'invFreq', 'cos', 'sin',
-  'attentionFactor', 'style', 'dtype',
+  'attentionFactor', 'style', 'dtype', 'device',
 ];
 
 
@@ -118,12 +121,16 @@ function nativeArgs(data: unknown, options: unknown): RopeArgs {
  * anything is written. Threaded over tokens, SIMD (AVX-512, AVX2).
  */
 export function applyRope<T extends Float32Array | Uint16Array>(data: T, options: ApplyRopeOptions): T {
-  return binding().applyRope(...nativeArgs(data, options)) as T;
+  const args = nativeArgs(data, options);
+  if (expectDevice(options.device) === 'cuda') return cudaKernels().cudaApplyRope(...args) as T;
+  return binding().applyRope(...args) as T;
 }
 
 /** applyRope() on worker threads. Do not touch `data`, `positions` or the angles until the promise settles. */
 export async function applyRopeAsync<T extends Float32Array | Uint16Array>(data: T, options: ApplyRopeOptions): Promise<T> {
-  return (await binding().applyRopeAsync(...nativeArgs(data, options))) as T;
+  const args = nativeArgs(data, options);
+  if (expectDevice(options.device) === 'cuda') return (await cudaKernels().cudaApplyRopeAsync(...args)) as T;
+  return (await binding().applyRopeAsync(...args)) as T;
 }
 
 /**

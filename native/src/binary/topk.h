@@ -32,9 +32,12 @@ class TopK {
     heap_.reserve(capacity);
   }
 
-  // Keys above this cannot enter (equal keys may, when their id is lower than the root's).
+  // Keys above this cannot enter (equal keys may, when their id is lower than the root's). Until the heap is full
+  // every key can: float keys include +infinity (NaN scores rank there, last), so that is the open threshold.
   Key threshold() const {
-    return heap_.size() < capacity_ ? std::numeric_limits<Key>::max() : heap_.front().key;
+    if (heap_.size() < capacity_)
+      return std::numeric_limits<Key>::has_infinity ? std::numeric_limits<Key>::infinity() : std::numeric_limits<Key>::max();
+    return heap_.front().key;
   }
 
   // Returns whether the entry was kept.

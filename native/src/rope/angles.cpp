@@ -6,6 +6,7 @@
 // are Taylor polynomials through r^11 and r^12 (truncation below 1e-11 on |r| <= pi/4), evaluated in float64;
 // the quadrant k mod 4 swaps and negates them. Rounding the results to float32 is the only error that matters.
 #include <cmath>
+#include <initializer_list>
 
 #include "../common/simd.h"
 #include "kernels.h"
@@ -36,13 +37,18 @@ void angles_scalar(double position, const double* inv_freq, std::size_t half, do
     const double k = std::nearbyint(theta * kTwoOverPi);
     const double r = std::fma(-k, kHalfPiTail, std::fma(-k, kHalfPiHead, theta));
     const double r2 = r * r;
-    const double s = r + r * r2 * (S3 + r2 * (S5 + r2 * (S7 + r2 * (S9 + r2 * S11))));
-    const double c = 1.0 + r2 * (C2 + r2 * (C4 + r2 * (C6 + r2 * (C8 + r2 * (C10 + r2 * C12)))));
+    // Horner steps as fused multiply-adds, in the SIMD kernels' order, so every level (and the CUDA kernel) rounds
+    // alike and gives the same bits.
+    double s = std::fma(r2, S11, S9);
+    for (const double term : {S7, S5, S3}) s = std::fma(r2, s, term);
+    s = std::fma(r * r2, s, r);
+    double c = std::fma(r2, C12, C10);
+    for (const double term : {C8, C6, C4, C2, 1.0}) c = std::fma(r2, c, term);
     const double quadrant = k - 4.0 * std::floor(k * 0.25);  // k mod 4, also for negative k
     const bool odd = quadrant == 1.0 || quadrant == 3.0;
     double sv = odd ? c : s, cv = odd ? s : c;
-    if (quadrant >= 2.0) sv = -sv;
-    if (quadrant == 1.0 || quadrant == 2.0) cv = -cv;
+    if (quadrant >= 2.0) sv = 0.0 - sv;  // 0 - x as the SIMD kernels negate (never -0)
+    if (quadrant == 1.0 || quadrant == 2.0) cv = 0.0 - cv;
     cos[i] = static_cast<float>(cv * factor);
     sin[i] = static_cast<float>(sv * factor);
   }

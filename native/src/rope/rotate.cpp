@@ -1,5 +1,6 @@
 // RoPE rotation of one row in place, per level, element type and pairing style. Half types are widened to float32,
 // rotated with the same arithmetic, and rounded back to nearest even.
+#include <cmath>
 #include <cstdint>
 
 #include <type_traits>
@@ -34,13 +35,21 @@ struct BF16 {
   static void put(T* p, float v) { *p = f32_to_bf16(v); }
 };
 
+// One pair rotated with the SIMD kernels' rounding: a fused multiply-add over one rounded product, so every level
+// (and the CUDA kernel) gives the same bits. Where the CPU lacks FMA (scalar x86-64-v2), std::fma is exact in software.
+inline void rotate_pair(float a, float b, float c, float s, float& x, float& y) {
+  x = std::fma(a, c, -(b * s));
+  y = std::fma(b, c, a * s);
+}
+
 // Pairs (i, i + half) for i in [begin, half).
 template <class E>
 void neox_scalar_from(typename E::T* x, std::size_t begin, std::size_t half, const float* cos, const float* sin) {
   for (std::size_t i = begin; i < half; ++i) {
-    const float a = E::get(x + i), b = E::get(x + half + i);
-    E::put(x + i, a * cos[i] - b * sin[i]);
-    E::put(x + half + i, b * cos[i] + a * sin[i]);
+    float u, v;
+    rotate_pair(E::get(x + i), E::get(x + half + i), cos[i], sin[i], u, v);
+    E::put(x + i, u);
+    E::put(x + half + i, v);
   }
 }
 
@@ -49,10 +58,10 @@ template <class E>
 void interleaved_scalar_from(typename E::T* x, std::size_t begin, std::size_t half, const float* cos2,
                              const float* sin2) {
   for (std::size_t j = begin; j < 2 * half; j += 2) {
-    const float a = E::get(x + j), b = E::get(x + j + 1);
-    const float c = cos2[j], s = sin2[j + 1];
-    E::put(x + j, a * c - b * s);
-    E::put(x + j + 1, b * c + a * s);
+    float u, v;
+    rotate_pair(E::get(x + j), E::get(x + j + 1), cos2[j], sin2[j + 1], u, v);
+    E::put(x + j, u);
+    E::put(x + j + 1, v);
   }
 }
 

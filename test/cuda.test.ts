@@ -197,6 +197,10 @@ describe.skipIf(!cudaAvailable())('device parity with the CPU path', () => {
       const scores = await mv.chamferScoresAsync(query, Int32Array.of(4));
       const tolerance = precision === 'float32' ? 1e-4 : 0.5;
       for (let d = 0; d < 3; d++) expect(Math.abs(scores[d]! - exact[d]!)).toBeLessThan(tolerance);
+      const top = await mv.searchAsync(query, Int32Array.of(4), 2);
+      const order = [0, 1, 2].sort((a, b) => scores[b]! - scores[a]! || a - b);
+      expect(Array.from(top.ids)).toEqual(order.slice(0, 2));
+      expect(Array.from(top.scores)).toEqual(order.slice(0, 2).map((d) => scores[d]!));
       mv.dispose();
     }
   });

@@ -217,6 +217,48 @@ for (const dim of [128, 100, 7]) {
   }
 }
 
+// ---- parity: device Chamfer top-k against sorting the device's own scores on the host -----------------------------
+{
+  const dim = 64, dLengths = randomLengths(3001, 1, 40);
+  for (let d = 1; d < 40; d += 2) dLengths[d] = dLengths[0];
+  const docs = rng.normal(sum(dLengths) * dim);
+  for (let d = 1; d < 40; d += 2)  // documents 1, 3, ... 39 repeat document 0: equal scores, ranked by id
+    docs.copyWithin(dLengths.subarray(0, d).reduce((a, b) => a + b, 0) * dim, 0, dLengths[0] * dim);
+  const ids = shuffledIds(dLengths.length);
+  const qLengths = randomLengths(7, 1, 20);
+  const queries = rng.normal(sum(qLengths) * dim);
+  for (const precision of ['bfloat16', 'float32']) {
+    const device = await t.CudaMultiVectorIndex.create(docs, dLengths, { dim, precision, ids });
+    const scores = await device.chamferScoresAsync(queries, qLengths);
+    for (const k of [1, 10, 1024]) {
+      const top = await device.searchAsync(queries, qLengths, k);
+      let ok = top.k === Math.min(k, dLengths.length);
+      for (let q = 0; q < qLengths.length && ok; q++) {
+        const row = scores.subarray(q * dLengths.length, (q + 1) * dLengths.length);
+        const order = Array.from(row.keys()).sort((a, b) => (row[b] - row[a]) || (ids[a] - ids[b]));
+        for (let r = 0; r < top.k; r++) ok &&= top.ids[q * top.k + r] === ids[order[r]] && top.scores[q * top.k + r] === row[order[r]];
+      }
+      check(`Chamfer top-${k} ${precision} on the device (ids, ties)`, ok);
+    }
+    device.dispose();
+  }
+}
+
+// ---- bad input: device out of memory is an Error with the sizes, and the device stays usable ------------------------
+{
+  let message = '';
+  try {
+    binding().cudaCopyBandwidth(2 ** 40, 1);  // 1 TiB: more than any card holds
+  } catch (e) {
+    message = e.message;
+  }
+  check('out of memory says what was asked and what is free', /needs \d+ MiB .* of \d+ MiB are free/.test(message), message);
+  const device = await t.CudaBinaryIndex.fromCodes(randomBytes(64 * 16), { bits: 128 });
+  const r = await device.searchAsync(randomBytes(16), 3);
+  check('the device still answers after the failed allocation', r.ids.length === 3);
+  device.dispose();
+}
+
 // ---- timings -----------------------------------------------------------------------------------------------------
 const rows = [];
 const copyRate = binding().cudaCopyBandwidth(1 << 30, 20);  // bytes read + written per second

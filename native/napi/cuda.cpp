@@ -223,6 +223,7 @@ class CudaMultiVectorsHandle final : public DeviceHandle<CudaMultiVectorsHandle,
     return DefineClass(env, "CudaMultiVectorsHandle",
                        {InstanceMethod<&CudaMultiVectorsHandle::Load>("load"),
                         InstanceMethod<&CudaMultiVectorsHandle::Chamfer>("chamfer"),
+                        InstanceMethod<&CudaMultiVectorsHandle::TopK>("topK"),
                         InstanceMethod<&CudaMultiVectorsHandle::Size>("size"),
                         InstanceMethod("deviceBytes", &CudaMultiVectorsHandle::DeviceBytes),
                         InstanceMethod("lastKernelMs", &CudaMultiVectorsHandle::LastKernelMs),
@@ -275,6 +276,33 @@ class CudaMultiVectorsHandle final : public DeviceHandle<CudaMultiVectorsHandle,
                       return slot->object->chamfer(q, l, nq, s);
                     },
                     scores, {queries, lengths});
+  }
+
+  // (queries: Float32Array, queryLengths: Int32Array, ids: Int32Array | undefined, k, async) -> { ids, scores }
+  Napi::Value TopK(const Napi::CallbackInfo& info) {
+    expect_arity(info, 5, 5, "topK");
+    auto slot = loaded(info.Env(), "topK");
+    auto queries = typed_array<float>(info, 0, "queries");
+    auto lengths = typed_array<std::int32_t>(info, 1, "queryLengths");
+    token_rows(info, queries, lengths, dim_, "queries");
+    const std::size_t n = slot->object->size();
+    auto ids = optional_typed_array<std::int32_t>(info, 2, "ids");
+    if (ids && ids->ElementLength() != n) throw_range(info.Env(), "\"ids\" must hold one id per document (" + str(n) + ")");
+    const std::size_t k = integer(info, 3, "k", 1, cuda::kMaxDeviceK);
+    const std::size_t nq = lengths.ElementLength(), kk = std::min(k, n);
+    auto out_ids = Napi::Int32Array::New(info.Env(), elements(info.Env(), {nq, kk}, "ids"));
+    auto out_scores = Napi::Float32Array::New(info.Env(), nq * kk);
+    Napi::Object result = Napi::Object::New(info.Env());
+    result.Set("ids", out_ids);
+    result.Set("scores", out_scores);
+    std::vector<Napi::Value> keep{queries, lengths};
+    if (ids) keep.push_back(*ids);
+    return dispatch(info, boolean(info, 4, "async"), "chamferTopK",
+                    [slot, q = queries.Data(), l = lengths.Data(), nq, i = ids ? ids->Data() : nullptr, k,
+                     oi = out_ids.Data(), os = out_scores.Data()] {
+                      return slot->object->chamfer_topk(q, l, nq, i, k, oi, os);
+                    },
+                    result, keep);
   }
 
   Napi::Value Size(const Napi::CallbackInfo& info) {

@@ -2,7 +2,7 @@
 import { types } from 'node:util';
 
 import type { CudaCodesHandle } from '../native/binding.js';
-import { cudaBinding } from '../core/cuda.js';
+import { CUDA_MAX_K, cudaBinding } from '../core/cuda.js';
 import { NativeResource } from '../core/resource.js';
 import { expectInteger, expectOneOf, expectOptions, expectTypedArray, required, typeName } from '../core/validate.js';
 import { BinaryIndex, indexContents, type BinarySearchResult, type Similarity } from './binary-index.js';
@@ -30,8 +30,6 @@ export interface CudaCodesOptions {
   bitOrder?: BitOrder;
 }
 
-/** The most results per query the device keeps (its per-warp lists live in shared memory). */
-export const CUDA_MAX_K = 1024;
 const METRICS = ['hamming', 'sdc'] as const;
 
 /**

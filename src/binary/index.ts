@@ -7,5 +7,6 @@ export { BinaryIndex } from './binary-index.js';
 export type { BinaryIndexOptions, BinarySearchOptions, BinarySearchResult, BinaryMetric, VectorStore, Similarity } from './binary-index.js';
 export { OnnxTransform } from './transform.js';
 export type { OnnxTransformOptions } from './transform.js';
-export { CudaBinaryIndex, CUDA_MAX_K } from './cuda-binary-index.js';
+export { CudaBinaryIndex } from './cuda-binary-index.js';
+export { CUDA_MAX_K } from '../core/cuda.js';
 export type { CudaBinaryMetric, CudaBinarySearchOptions, CudaBinarySearchResult, CudaCodesOptions } from './cuda-binary-index.js';

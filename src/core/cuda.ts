@@ -11,6 +11,9 @@ export class CudaUnavailableError extends Error {
   }
 }
 
+/** The most results per query a device top-k keeps (its per-warp lists live in shared memory). */
+export const CUDA_MAX_K = 1024;
+
 /** True when the CUDA addon is loaded and its probe kernel ran on a device (capabilities().cuda). */
 export function cudaAvailable(): boolean {
   return addon().backend === 'cuda';

@@ -1,6 +1,6 @@
 // Multi-vector documents on a CUDA device: exact Chamfer (MaxSim) scores and top-k against every document.
 import type { CudaMultiVectorsHandle } from '../native/binding.js';
-import { cudaBinding } from '../core/cuda.js';
+import { CUDA_MAX_K, cudaBinding } from '../core/cuda.js';
 import { NativeResource } from '../core/resource.js';
 import { expectInteger, expectOneOf, expectOptions, expectTypedArray, required } from '../core/validate.js';
 import { checkClouds } from './encoder.js';
@@ -92,57 +92,21 @@ export class CudaMultiVectorIndex extends NativeResource<CudaMultiVectorsHandle>
     return this.handle.chamfer(queries, queryLengths, false) as Float32Array;
   }
 
-  /** The k documents with the highest Chamfer score for each query, by (score descending, id ascending). */
+  /** The k documents (k ≤ 1024) with the highest Chamfer score for each query, by (score descending, id
+   *  ascending), NaN last: selected on the device, so only nq × k results come back. */
   async searchAsync(queries: Float32Array, queryLengths: Int32Array, k: number): Promise<CudaChamferSearchResult> {
-    const kk = expectInteger(k, 'k', 1, 2 ** 24);
-    const scores = await this.chamferScoresAsync(queries, queryLengths);
-    return this.#topK(scores, queryLengths.length, kk);
+    const kk = this.#checkSearch(queries, queryLengths, k);
+    return { ...(await this.handle.topK(queries, queryLengths, this.#ids, kk, true)), k: Math.min(kk, this.size) };
   }
 
-  // Per query, a min-heap of the k best (score, id) seen so far: O(n log k).
-  #topK(scores: Float32Array, nq: number, k: number): CudaChamferSearchResult {
-    const n = this.size;
-    const kk = Math.min(k, n);
-    const ids = new Int32Array(nq * kk);
-    const best = new Float32Array(nq * kk);
-    const idOf = (j: number) => (this.#ids ? this.#ids[j]! : j);
-    const heap: number[] = [];  // document positions; the root is the worst kept
-    for (let q = 0; q < nq; q++) {
-      const row = scores.subarray(q * n, (q + 1) * n);
-      const value = (j: number) => (Number.isNaN(row[j]!) ? -Infinity : row[j]!);  // NaN ranks last, as on the CPU
-      const worse = (a: number, b: number) => value(a) < value(b) || (value(a) === value(b) && idOf(a) > idOf(b));
-      heap.length = 0;
-      const siftDown = (i: number) => {
-        for (;;) {
-          const l = 2 * i + 1, r = l + 1;
-          let m = i;
-          if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
-          if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
-          if (m === i) return;
-          [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-          i = m;
-        }
-      };
-      for (let j = 0; j < n; j++) {
-        if (heap.length < kk) {
-          heap.push(j);
-          for (let i = heap.length - 1; i > 0;) {
-            const p = (i - 1) >> 1;
-            if (!worse(heap[i]!, heap[p]!)) break;
-            [heap[i], heap[p]] = [heap[p]!, heap[i]!];
-            i = p;
-          }
-        } else if (worse(heap[0]!, j)) {
-          heap[0] = j;
-          siftDown(0);
-        }
-      }
-      const ranked = heap.slice().sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
-      for (let r = 0; r < kk; r++) {
-        ids[q * kk + r] = idOf(ranked[r]!);
-        best[q * kk + r] = row[ranked[r]!]!;
-      }
-    }
-    return { ids, scores: best, k: kk };
+  search(queries: Float32Array, queryLengths: Int32Array, k: number): CudaChamferSearchResult {
+    const kk = this.#checkSearch(queries, queryLengths, k);
+    const r = this.handle.topK(queries, queryLengths, this.#ids, kk, false) as { ids: Int32Array; scores: Float32Array };
+    return { ...r, k: Math.min(kk, this.size) };
+  }
+
+  #checkSearch(queries: Float32Array, queryLengths: Int32Array, k: number): number {
+    checkClouds(queries, queryLengths, this.dim, 'queries');
+    return expectInteger(k, 'k', 1, CUDA_MAX_K);
   }
 }

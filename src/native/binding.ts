@@ -186,6 +186,8 @@ export interface CudaFdeHandle {
 export interface CudaMultiVectorsHandle {
   load(tokens: Float32Array, lengths: Int32Array, dim: number, bfloat16: boolean, async: boolean): Promise<void> | undefined;
   chamfer(queries: Float32Array, queryLengths: Int32Array, async: boolean): Float32Array | Promise<Float32Array>;
+  topK(queries: Float32Array, queryLengths: Int32Array, ids: Int32Array | undefined, k: number, async: boolean):
+    { ids: Int32Array; scores: Float32Array } | Promise<{ ids: Int32Array; scores: Float32Array }>;
   size(): number;
   deviceBytes(): number;
   lastKernelMs(): number;

@@ -7,9 +7,10 @@
 // exact zeros to q.k and produce zero output columns that are never copied back, so padding changes no result and
 // the kernels need no column bounds. The output comes back the same way, the LSE as is.
 //
-// Kernel (one block = 4 warps = one tile of kBlockM queries of one (batch, query head)). Each warp owns kRowsPerWarp
-// consecutive queries (one or two 16-row m-tiles). The queries stay in shared memory; key and value tiles of kBlockN
-// keys pass through one shared buffer each, loaded with cp.async while the other is in use:
+// Kernel (one block = 4 warps = one tile of kBlockM query rows of one (batch, head set); see Decoding for head
+// sets). Each warp owns kRowsPerWarp consecutive rows (one or two 16-row m-tiles). The queries stay in shared memory;
+// key and value tiles of kBlockN keys pass through one shared buffer each, loaded with cp.async while the other is in
+// use:
 //   wait for K(t); barrier; start loading V(t);
 //   S = Q K(t)^T (mma.sync m16n8k16, float32 accumulators; fragments by ldmatrix);
 //   mask S when the tile is only partly visible; online softmax in registers (FlashAttention-2: unnormalised O);
@@ -26,6 +27,8 @@
 //             FlashAttention-2 uses for 64, spill).
 //   kDim 192, 256: 64 queries (1 m-tile per warp): the general path for every other head size (the O accumulators
 //             of two m-tiles would not fit in registers); sizes up to 128 pad into the tuned kernels.
+//   kDim 64, 128 with at most 64 rows per head set (seq_q x pack <= 64: decoding): 64 queries, 1 m-tile per warp.
+//             With 16 rows or fewer only warp 0 computes, one m-tile where the 128-query tile's warp 0 has two.
 //
 // Masks and block skipping. Every query row i (position p = i + n - seq_q, n its batch's valid keys) sees the keys
 // [lo, hi) and [0, global) (row_keys, the CPU's bounds). Over consecutive rows lo and hi never decrease, the rows
@@ -37,21 +40,42 @@
 // last keys). A Λ mask (4 global tokens + a 4096-token causal window) costs a block the window's 65 or 66 tiles plus
 // tile 0: at 16k tokens, 7487 block-tiles per head where a causal pass takes 16512 and a dense one 32768.
 // Blocks are numbered heaviest first: the last query tiles (the longest causal rows) of every head are dispatched
-// before the earlier ones, so short blocks fill the tail of the grid.
+// before the earlier ones, so short blocks fill the tail of the grid. A warp none of whose rows is a query (the
+// block's last tile) computes nothing; it still loads its share of every tile.
+//
+// Decoding (seq_q below a query tile: one new token, or a few, against a long KV cache) gets three changes:
+//   - Head sets. When seq_q < kBlockM, the `group` query heads that share a KV head (grouped-query attention) form
+//     one head set of seq_q x group rows, position-major (row r: position r / group of head r % group), so one block
+//     reads each K and V tile once for all of them instead of once per head; otherwise every query head is its own
+//     set (pack = 1). A tile's rows still hold nondecreasing consecutive positions: the masks' argument holds.
+//   - Short tiles: the 64-query configurations above when a set's rows fit in one.
+//   - Split KV (Flash-Decoding). When the grid (query tiles x batch x head sets) is below one wave of resident
+//     blocks (occupancy x multiprocessors), each block's visited key tiles, in visiting order, are cut into S
+//     near-equal contiguous chunks, one block each (blockIdx.y), with S from choose_splits (the wave count times the
+//     chunk length plus one tile of fixed cost, minimised; chunks of at least 4 tiles): the grid grows S-fold, to
+//     about one wave. A split block writes its rows normalised in float32 with their LSE in base 2
+//     to scratch; combine_splits then merges the S partial states per row by the log-sum-exp rule of
+//     attention::merge_states (a chunk in which the row sees no key has LSE -inf and weight 0; a row that sees no
+//     key at all gets zeros and LSE -inf, as in one pass), rounds to the data type and writes the LSE. Both kernels
+//     run between the timer's events. Each chunk's softmax has its own maximum, so P's rounding and the summation
+//     order differ from one pass, with the same error bounds.
 //
 // Scores. q.k on the tensor cores: exact products of the 16-bit values, summed in float32. The softmax runs in base
 // 2 with c = |scale| log2(e) / temperature applied by one fused multiply-add per score (p = 2^(s c - m c), m the
 // running row maximum of the raw products); a negative scale negates the queries (exact), a zero scale zeroes them
 // (then c = 1: every score is 0, as the CPU's). Rows with no visible key give zeros and LSE -infinity; the LSE is
-// (m c + log2 l) ln 2. Results differ from the CPU's float32 path by P's rounding to 16 bits before P V (as in
-// FlashAttention) and by summation order.
+// (m c + log2 l) ln 2, with m c rounded to float32 once per maximum (online_softmax: so l does not drift). Results
+// differ from the CPU's float32 path by P's rounding to 16 bits before P V (as in FlashAttention) and by summation
+// order.
 //
 // FLOPs, for the caller's rates: 4 * batch * heads_q * seq_q * visible_keys * head_dim, visible_keys the mean keys a
 // query sees (seq_k without a mask, about seq_k / 2 causal, about the window with a window); padding and masked-out
 // entries of partly visible tiles are computed but not counted.
 //
 // Device buffers (context.flash): [0] q, [1] k, [2] v, [3] out (padded rows), [4] lse, [5] key lengths then
-// segment offsets (int32).
+// segment offsets (int32); when split, [6] the partial outputs (S x batch x heads_q x seq_q rows of kDim floats) and
+// [7] their LSEs (float32, base 2).
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstddef>
@@ -66,12 +90,15 @@ namespace {
 
 using attention::DType;
 using attention::Layout;
+using detail::AttentionContext;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr unsigned kFullWarp = 0xFFFFFFFFu;
 constexpr std::size_t kMaxSequence = std::size_t{1} << 24;  // the CPU's limit: positions are exact int32 values
 constexpr int kMaxWindow = 1 << 25;  // |p - j| < 2^25 for all positions, so a wider window is the same as this one
+constexpr std::size_t kMinChunkTiles = 4;  // key tiles per chunk of a split block, at least (see choose_splits)
+constexpr std::size_t kMaxSplits = 256;    // chunks per block, at most: the combine reads them one by one
 
 // A kernel's tile sizes: kDim the padded head size (q, k and v rows), kRowsPerWarp 16 or 32 (m-tiles of 16 rows),
 // kBlockN keys per tile.
@@ -87,6 +114,8 @@ struct Config {
 };
 using Dim64 = Config<64, 32, 64>;
 using Dim128 = Config<128, 32, 64>;
+using Dim64Short = Config<64, 16, 64>;
+using Dim128Short = Config<128, 16, 64>;
 using Dim192 = Config<192, 16, 64>;
 using Dim256 = Config<256, 16, 64>;
 
@@ -112,7 +141,14 @@ struct Params {
   const std::int32_t* segments;     // null: no segments; else segment_count + 1 offsets
   int segment_count;
   int heads_q, group, seq_q, seq_k;
-  int query_tiles, batch_heads;  // the grid: query_tiles x batch_heads blocks
+  int pack;       // query heads per head set: group (the query heads of one KV head; see the header) or 1
+  int rows;       // query rows per head set: seq_q x pack
+  int head_sets;  // heads_q / pack
+  int query_tiles, batch_sets;  // the grid: query_tiles x batch_sets (batch x head_sets) blocks, x splits
+  int splits;     // 1: each block writes out and lse; else each handles one chunk of its key tiles (blockIdx.y)
+  long long partial_rows;  // batch x heads_q x seq_q: the rows of one split's partial results
+  float* partial_out;      // [splits][partial_rows][kDim], normalised, rows in the LSE's order; splits > 1 only
+  float* partial_lse;      // [splits][partial_rows], base 2
   int window;                    // 0: none; else min(window, kMaxWindow)
   int global_tokens;             // global tokens, at least 1 with the anchor (the anchor is key 0)
   bool causal;
@@ -252,11 +288,11 @@ __device__ __forceinline__ bool sees_all(const RowKeys& r, int j0, int j1) {
   return (r.lo <= j0 && r.hi >= j1) || r.global >= j1;
 }
 
-// The key tiles a block visits, in order: [0, first_end), then [second_begin, end).
+// The key tiles a block visits, in order: [0, first_end), then [second_begin, end); at(n) is the n-th of them.
 struct KeyTiles {
   int first_end, second_begin, end;
-  __device__ int begin() const { return first_end > 0 ? 0 : second_begin; }
-  __device__ int next(int tile) const { return tile + 1 == first_end ? second_begin : tile + 1; }
+  __device__ int count() const { return first_end + end - second_begin; }
+  __device__ int at(int n) const { return n < first_end ? n : n - first_end + second_begin; }
 };
 
 // The union of the block's rows' keys (see the header: one interval plus [0, global)) as tiles of block_n keys.
@@ -323,17 +359,16 @@ __device__ int first_copied_row(int rows) {
   return r < kRowsPerPass ? r : rows;
 }
 
-// Starts copying rows [first, first + kRows) of a matrix (rows token_stride apart) into a tile; rows at or after
-// `rows` become zeros: no value of a missing key reaches P V (0 x garbage could be NaN).
-template <int kRows, int kDim>
-__device__ void load_tile(std::uint32_t tile, const std::uint16_t* matrix, long long token_stride, int first,
-                          int rows) {
+// Starts copying rows [first, first + kRows) of a matrix into a tile, row r at matrix + offset(r) (elements); rows
+// at or after `rows` become zeros: no value of a missing key reaches P V (0 x garbage could be NaN).
+template <int kRows, int kDim, class Offset>
+__device__ void load_tile(std::uint32_t tile, const std::uint16_t* matrix, Offset offset, int first, int rows) {
   constexpr int kChunks = kDim / 8, kRowsPerPass = kThreads / kChunks;
   const int c = static_cast<int>(threadIdx.x) % kChunks, r0 = first_copied_row<kDim>(kRows);
 #pragma unroll 1  // unrolled, the compiler keeps every row's addresses in registers across the key loop
   for (int r = r0; r < kRows; r += kRowsPerPass) {
     const bool valid = first + r < rows;
-    const std::uint16_t* source = valid ? matrix + (first + r) * token_stride + c * 8 : matrix;
+    const std::uint16_t* source = valid ? matrix + offset(first + r) + c * 8 : matrix;
     copy_async16(tile + static_cast<std::uint32_t>(swizzle<kDim>(r, c * 8)) * 2, source, valid);
   }
 }
@@ -425,9 +460,12 @@ __device__ void mask_scores(Scores<Cfg>& s, const RowKeys& mine, int j0) {
     }
 }
 
-// The online softmax over one tile: s becomes 2^(s c - m c) with m the new running maximum, l (this lane's part of
-// the row sum) and O are rescaled by 2^((m_old - m) c). A row that has seen no key keeps m = -inf and uses 0 as its
-// reference, so its masked scores give 2^-inf = 0 rather than NaN. O's rows are rescaled only when the maximum of
+// The online softmax over one tile: s becomes 2^(s c - r) with m the new running maximum and r = m c rounded to
+// float32 (the reference), l (this lane's part of the row sum) and O are rescaled by 2^(r_old - r). The references
+// are rounded products on both sides (__fmul_rn: no contraction into an fma), so alpha is exactly 1 when the maximum
+// did not move; against the unrounded m c it would be 2^(m c - r), off by the rounding residual on every tile, and
+// the LSE would drift by up to half an ulp of m c per tile. A row that has seen no key keeps m = -inf and uses 0 as
+// its reference, so its masked scores give 2^-inf = 0 rather than NaN. O's rows are rescaled only when the maximum of
 // one of the warp's rows in the same position moved (multiplying by exactly 1 changes nothing): after the first
 // tiles, maxima rarely move.
 template <class Cfg>
@@ -441,8 +479,8 @@ __device__ void online_softmax(Scores<Cfg>& s, RowStats<Cfg>& m, RowStats<Cfg>& 
       for (int ni = 0; ni < Cfg::kSTiles; ++ni) top = fmaxf(top, fmaxf(s[mi][ni][half * 2], s[mi][ni][half * 2 + 1]));
       top = fmaxf(top, __shfl_xor_sync(kFullWarp, top, 1));  // the row's 4 lanes
       top = fmaxf(top, __shfl_xor_sync(kFullWarp, top, 2));
-      const float reference = top == -INFINITY ? 0.0f : top * c;
-      const float alpha = exp2_approx(fmaf(m[mi][half], c, -reference));
+      const float reference = top == -INFINITY ? 0.0f : __fmul_rn(top, c);
+      const float alpha = exp2_approx(__fmul_rn(m[mi][half], c) - reference);
       m[mi][half] = top;
       float sum = 0.0f;
 #pragma unroll
@@ -493,10 +531,12 @@ __device__ void accumulate_values(const Probabilities<Cfg>& a, const Fragments<C
     }
 }
 
-// out = O / l rounded to the data type, lse = (m c + log2 l) ln 2; l = 0 (nothing visible) gives zeros and -inf, a
-// NaN l (NaN or infinite inputs) NaN.
+// out = O / l, lse = (r + log2 l) ln 2 with r = m c rounded, the reference of l (online_softmax); l = 0 (nothing
+// visible) gives zeros and -inf, a NaN l (NaN or infinite inputs) NaN. One pass rounds out to the data type; a split
+// pass writes it in float32, and lse in base 2 (without the ln 2), to its partial rows for combine_splits. Block row
+// `row` is position row / pack of head h0 + row % pack.
 template <class Cfg, class T>
-__device__ void write_rows(const Params& p, int b, int h, int first_row, const Outputs<Cfg>& o, const RowStats<Cfg>& m,
+__device__ void write_rows(const Params& p, int b, int h0, int first_row, const Outputs<Cfg>& o, const RowStats<Cfg>& m,
                            const RowStats<Cfg>& l) {
   const int lane = static_cast<int>(threadIdx.x) % 32;
 #pragma unroll
@@ -507,16 +547,27 @@ __device__ void write_rows(const Params& p, int b, int h, int first_row, const O
       total += __shfl_xor_sync(kFullWarp, total, 1);
       total += __shfl_xor_sync(kFullWarp, total, 2);
       const int row = first_row + mi * 16 + half * 8 + lane / 4;
-      if (row >= p.seq_q) continue;
+      if (row >= p.rows) continue;
+      const int i = row / p.pack, h = h0 + row % p.pack;
+      const long long index = (static_cast<long long>(b) * p.heads_q + h) * p.seq_q + i;  // the LSE's order
       const float inverse = total == 0.0f ? 0.0f : 1.0f / total;
-      std::uint16_t* out = p.out + b * p.os.batch + h * p.os.head + row * p.os.token + (lane % 4) * 2;
+      const float lse2 = total == 0.0f ? -INFINITY : __fmul_rn(m[mi][half], p.score_log2) + log2f(total);
+      if (p.splits > 1) {
+        const long long partial = blockIdx.y * p.partial_rows + index;
+        float* out = p.partial_out + partial * Cfg::kDim + (lane % 4) * 2;
+#pragma unroll
+        for (int ni = 0; ni < Cfg::kOTiles; ++ni)
+          *reinterpret_cast<float2*>(out + ni * 8) =
+              make_float2(o[mi][ni][half * 2] * inverse, o[mi][ni][half * 2 + 1] * inverse);
+        if (lane % 4 == 0) p.partial_lse[partial] = lse2;
+        continue;
+      }
+      std::uint16_t* out = p.out + b * p.os.batch + h * p.os.head + i * p.os.token + (lane % 4) * 2;
 #pragma unroll
       for (int ni = 0; ni < Cfg::kOTiles; ++ni)
         *reinterpret_cast<std::uint32_t*>(out + ni * 8) =
             pack<T>(o[mi][ni][half * 2] * inverse, o[mi][ni][half * 2 + 1] * inverse);
-      if (p.lse && lane % 4 == 0)
-        p.lse[(static_cast<long long>(b) * p.heads_q + h) * p.seq_q + row] =
-            total == 0.0f ? -INFINITY : fmaf(m[mi][half], p.score_log2, log2f(total)) * 0.69314718055994531f;
+      if (p.lse && lane % 4 == 0) p.lse[index] = lse2 * 0.69314718055994531f;
     }
 }
 
@@ -528,20 +579,29 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward(const Params p) {
   const auto q_tile = static_cast<std::uint32_t>(__cvta_generic_to_shared(shared_memory));
   const std::uint32_t k_tile = q_tile + Cfg::kBlockM * Cfg::kDim * 2, v_tile = k_tile + Cfg::kBlockN * Cfg::kDim * 2;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int bh = static_cast<int>(blockIdx.x % static_cast<unsigned>(p.batch_heads));
-  const int query_tile = p.query_tiles - 1 - static_cast<int>(blockIdx.x / static_cast<unsigned>(p.batch_heads));
-  const int b = bh / p.heads_q, h = bh % p.heads_q, kv_head = h / p.group;
+  const int bs = static_cast<int>(blockIdx.x % static_cast<unsigned>(p.batch_sets));
+  const int query_tile = p.query_tiles - 1 - static_cast<int>(blockIdx.x / static_cast<unsigned>(p.batch_sets));
+  const int b = bs / p.head_sets, h0 = bs % p.head_sets * p.pack, kv_head = h0 / p.group;
   const int first_row = query_tile * Cfg::kBlockM, warp_row0 = warp * Cfg::kRowsPerWarp;
 
   // Each lane holds the bounds of one of its warp's rows, for the votes and the mask. Rows past the last query take
-  // the last query's bounds: their results are never stored, the block's union of bounds stays the same, and a warp
-  // of only such rows just repeats the last row's work.
-  const RowKeys mine = row_keys(p, b, min(first_row + warp_row0 + lane % Cfg::kRowsPerWarp, p.seq_q - 1));
+  // the last query's bounds: their results are never stored and the block's union of bounds stays the same; a warp
+  // of only such rows computes nothing (`live`).
+  const RowKeys mine = row_keys(p, b, min(first_row + warp_row0 + lane % Cfg::kRowsPerWarp, p.rows - 1) / p.pack);
   const KeyTiles tiles = block_tiles(mine, Cfg::kBlockN);
+  const bool live = first_row + warp_row0 < p.rows;
+  // The block's chunk of its tiles: all of them in one pass, else the blockIdx.y-th of `splits` near-equal runs.
+  const int visited = tiles.count(), split = static_cast<int>(blockIdx.y);
+  const int chunk_begin = visited * split / p.splits, chunk_end = visited * (split + 1) / p.splits;
 
-  const std::uint16_t* q = p.q + b * p.qs.batch + h * p.qs.head;
+  const std::uint16_t* q = p.q + b * p.qs.batch + h0 * p.qs.head;
   const std::uint16_t* k = p.k + b * p.ks.batch + kv_head * p.ks.head;
   const std::uint16_t* v = p.v + b * p.vs.batch + kv_head * p.vs.head;
+  const auto query_offset = [pack = p.pack, token = p.qs.token, head = p.qs.head](int row) {
+    return row / pack * token + row % pack * head;
+  };
+  const auto k_offset = [token = p.ks.token](int key) { return key * token; };
+  const auto v_offset = [token = p.vs.token](int key) { return key * token; };
   Outputs<Cfg> o;
   RowStats<Cfg> m, l;
 #pragma unroll
@@ -555,25 +615,24 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward(const Params p) {
   }
 
   const Fragments<Cfg> fragments(q_tile + warp_row0 * Cfg::kDim * 2, k_tile, v_tile, lane);
-  int tile = tiles.begin();
-  if (tile < tiles.end) {
-    load_tile<Cfg::kBlockM, Cfg::kDim>(q_tile, q, p.qs.token, first_row, p.seq_q);
+  if (chunk_begin < chunk_end) {
+    load_tile<Cfg::kBlockM, Cfg::kDim>(q_tile, q, query_offset, first_row, p.rows);
     commit_copies();
-    load_tile<Cfg::kBlockN, Cfg::kDim>(k_tile, k, p.ks.token, tile * Cfg::kBlockN, p.seq_k);
+    load_tile<Cfg::kBlockN, Cfg::kDim>(k_tile, k, k_offset, tiles.at(chunk_begin) * Cfg::kBlockN, p.seq_k);
     commit_copies();
     if (p.query_sign != 1) {  // on this thread's own chunks: the loop's first barrier publishes them
       wait_copies<1>();
       condition_queries<Cfg::kBlockM, Cfg::kDim>(reinterpret_cast<std::uint16_t*>(shared_memory), p.query_sign);
     }
   }
-  for (; tile < tiles.end; tile = tiles.next(tile)) {
-    const int j0 = tile * Cfg::kBlockN, j1 = j0 + Cfg::kBlockN;
+  for (int n = chunk_begin; n < chunk_end; ++n) {
+    const int j0 = tiles.at(n) * Cfg::kBlockN, j1 = j0 + Cfg::kBlockN;
     wait_copies<0>();
     __syncthreads();  // K(tile) is in; every warp is done with V(previous)
-    load_tile<Cfg::kBlockN, Cfg::kDim>(v_tile, v, p.vs.token, j0, p.seq_k);
+    load_tile<Cfg::kBlockN, Cfg::kDim>(v_tile, v, v_offset, j0, p.seq_k);
     commit_copies();
     // Warp-uniform votes: skip the tile when no row of the warp sees a key of it, the mask when every row sees all.
-    const bool touched = __any_sync(kFullWarp, sees_any(mine, j0, j1));
+    const bool touched = live && __any_sync(kFullWarp, sees_any(mine, j0, j1));
     Probabilities<Cfg> probabilities;
     if (touched) {
       Scores<Cfg> s;
@@ -584,14 +643,50 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward(const Params p) {
     }
     wait_copies<0>();
     __syncthreads();  // V(tile) is in; every warp is done with K(tile)
-    const int next = tiles.next(tile);
-    if (next < tiles.end) {
-      load_tile<Cfg::kBlockN, Cfg::kDim>(k_tile, k, p.ks.token, next * Cfg::kBlockN, p.seq_k);
+    if (n + 1 < chunk_end) {
+      load_tile<Cfg::kBlockN, Cfg::kDim>(k_tile, k, k_offset, tiles.at(n + 1) * Cfg::kBlockN, p.seq_k);
       commit_copies();
     }
     if (touched) accumulate_values<Cfg, T>(probabilities, fragments, o);
   }
-  write_rows<Cfg, T>(p, b, h, first_row + warp_row0, o, m, l);
+  write_rows<Cfg, T>(p, b, h0, first_row + warp_row0, o, m, l);
+}
+
+// The split passes' partial rows merged by attention::merge_states' rule, in base 2: out = sum_s w_s out_s / sum_s w_s
+// with w_s = 2^(lse_s - M), M the largest lse_s, and lse = (M + log2 sum_s w_s) ln 2. A chunk in which the row sees
+// no key has lse -inf and a zero row: weight 0. When no chunk sees a key, M = -inf: zeros and lse -inf, as one pass
+// gives; a NaN lse (NaN or infinite inputs) makes the row NaN, as in one pass (fmaxf alone would drop it). One thread
+// per 4 columns of a row.
+template <int kDim, class T>
+__global__ void __launch_bounds__(kThreads) combine_splits(const Params p) {
+  constexpr int kVectors = kDim / 4;
+  const long long vector = static_cast<long long>(blockIdx.x) * kThreads + threadIdx.x;
+  if (vector >= p.partial_rows * kVectors) return;
+  const long long row = vector / kVectors;
+  const int column = static_cast<int>(vector % kVectors) * 4;
+  float top = -INFINITY;
+  bool nan = false;
+  for (int s = 0; s < p.splits; ++s) {
+    const float x = p.partial_lse[s * p.partial_rows + row];
+    top = fmaxf(top, x);
+    nan |= x != x;
+  }
+  if (nan) top = NAN;
+  float sum = 0.0f, y[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if (top != -INFINITY)
+    for (int s = 0; s < p.splits; ++s) {
+      const long long partial = s * p.partial_rows + row;
+      const float w = exp2f(p.partial_lse[partial] - top);
+      const float4 x = *reinterpret_cast<const float4*>(p.partial_out + partial * kDim + column);
+      sum += w;
+      y[0] = fmaf(w, x.x, y[0]), y[1] = fmaf(w, x.y, y[1]), y[2] = fmaf(w, x.z, y[2]), y[3] = fmaf(w, x.w, y[3]);
+    }
+  const float inverse = sum == 0.0f ? 0.0f : 1.0f / sum;
+  const int i = static_cast<int>(row % p.seq_q), bh = static_cast<int>(row / p.seq_q);
+  std::uint16_t* out = p.out + bh / p.heads_q * p.os.batch + bh % p.heads_q * p.os.head + i * p.os.token + column;
+  *reinterpret_cast<uint2*>(out) = make_uint2(pack<T>(y[0] * inverse, y[1] * inverse),
+                                              pack<T>(y[2] * inverse, y[3] * inverse));
+  if (p.lse && column == 0) p.lse[row] = top == -INFINITY ? -INFINITY : (top + log2f(sum)) * 0.69314718055994531f;
 }
 
 // ---- host --------------------------------------------------------------------------------------------------------
@@ -671,28 +766,97 @@ Result download_rows(void* host, const void* device, std::size_t rows, std::size
       cudaMemcpy2DAsync(host, width * 2, device, pitch * 2, width * 2, rows, cudaMemcpyDeviceToHost, stream), what);
 }
 
+// At most how many key tiles of block_n keys a block visits, for sizing splits: `keys` keys, the block's rows at most
+// `positions` consecutive positions, each seeing at most one window (2 window - 1 keys without causal; a window's
+// keys can start inside a tile) and the global tokens.
+std::size_t key_tiles_bound(const Params& p, std::size_t keys, std::size_t positions, int block_n) {
+  const std::size_t n = static_cast<std::size_t>(block_n), all = ceil_div(keys, n);
+  if (p.window == 0) return all;
+  const std::size_t window = static_cast<std::size_t>(p.window);
+  const std::size_t span = (p.causal ? window : 2 * window - 1) + positions - 1;
+  return std::min(all, ceil_div(span, n) + 1 + ceil_div(static_cast<std::size_t>(p.global_tokens), n));
+}
+
+// How many chunks each block's key tiles are split into (see the header): 1 when the grid fills a wave of resident
+// blocks; else the smallest S, chunks of at least kMinChunkTiles tiles, that minimises the estimated time
+// waves(S) x (ceil(tiles / S) + 1) in tile steps, the 1 for a block's fixed costs (the query load, its partial rows,
+// its share of the combine).
+int choose_splits(std::size_t blocks, std::size_t resident, std::size_t tiles) {
+  if (blocks >= resident) return 1;
+  std::size_t best = 1, best_time = tiles + 1;
+  for (std::size_t splits = 2; splits <= kMaxSplits && splits * kMinChunkTiles <= tiles; ++splits) {
+    const std::size_t time = ceil_div(blocks * splits, resident) * (ceil_div(tiles, splits) + 1);
+    if (time < best_time) best = splits, best_time = time;
+  }
+  return static_cast<int>(best);
+}
+
+// One call's kernels in one configuration: packs the query heads of a KV head into each block when one head's queries
+// do not fill a query tile (decoding), chooses the splits and reserves their scratch, then runs on the timer the
+// attention kernel and, when split, the combine.
 template <class Cfg, class T>
-Result launch(Params p, std::size_t batch_heads, std::size_t seq_q, cudaStream_t stream) {
-  const std::size_t tiles = ceil_div(seq_q, Cfg::kBlockM);  // tiles x batch_heads <= INT_MAX: checked by attend
+Result run(AttentionContext& context, Params p, const attention::Shape& s, std::size_t keys) {
+  const std::size_t group = s.heads_q / s.heads_kv;
+  const std::size_t pack = s.seq_q < Cfg::kBlockM && s.seq_q * group <= kMaxSequence ? group : 1;
+  const std::size_t rows = s.seq_q * pack, sets = s.batch * (s.heads_q / pack);
+  const std::size_t tiles = ceil_div(rows, Cfg::kBlockM);  // tiles x sets <= INT_MAX: checked by attend
+  p.pack = static_cast<int>(pack);
+  p.rows = static_cast<int>(rows);
+  p.head_sets = static_cast<int>(s.heads_q / pack);
   p.query_tiles = static_cast<int>(tiles);
-  p.batch_heads = static_cast<int>(batch_heads);
+  p.batch_sets = static_cast<int>(sets);
   const auto kernel = flash_forward<Cfg, T>;
   if (Result r = cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(Cfg::kSharedBytes)),
                             "the attention kernel's shared memory");
       !r.ok())
     return r;
-  kernel<<<static_cast<unsigned>(tiles * batch_heads), kThreads, Cfg::kSharedBytes, stream>>>(p);
-  return launched("the flash attention kernel");
+  int per_multiprocessor = 0;
+  if (Result r = cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, kThreads,
+                                                                          Cfg::kSharedBytes),
+                            "the attention kernel's occupancy");
+      !r.ok())
+    return r;
+  const std::size_t resident = static_cast<std::size_t>(per_multiprocessor) * multiprocessor_count();
+  const std::size_t positions = std::min(s.seq_q, Cfg::kBlockM / pack + 1);
+  p.splits = choose_splits(tiles * sets, resident, key_tiles_bound(p, keys, positions, Cfg::kBlockN));
+  if (p.splits > 1) {
+    p.partial_rows = static_cast<long long>(s.batch * s.heads_q * s.seq_q);
+    const std::size_t all_rows = static_cast<std::size_t>(p.splits) * s.batch * s.heads_q * s.seq_q;
+    Result r = context.flash[6].reserve(all_rows * Cfg::kDim * sizeof(float), "the attention's partial outputs");
+    if (r.ok()) r = context.flash[7].reserve(all_rows * sizeof(float), "the attention's partial LSEs");
+    if (!r.ok()) return r;
+    p.partial_out = context.flash[6].get<float>();
+    p.partial_lse = context.flash[7].get<float>();
+  }
+
+  const cudaStream_t stream = context.stream.get();
+  Result r = context.timer.start(stream);
+  if (r.ok()) {
+    const dim3 grid(static_cast<unsigned>(tiles * sets), static_cast<unsigned>(p.splits));
+    kernel<<<grid, kThreads, Cfg::kSharedBytes, stream>>>(p);
+    r = launched("the flash attention kernel");
+  }
+  if (r.ok() && p.splits > 1) {
+    const auto combine = combine_splits<Cfg::kDim, T>;
+    const std::size_t vectors = static_cast<std::size_t>(p.partial_rows) * (Cfg::kDim / 4);
+    combine<<<static_cast<unsigned>(ceil_div(vectors, kThreads)), kThreads, 0, stream>>>(p);
+    r = launched("the flash attention split combine kernel");
+  }
+  if (r.ok()) r = context.timer.stop(stream);
+  return r;
 }
 
+// The configuration for the padded head size; the 64-query tiles for 64 and 128 when all the rows of a block's heads
+// fit one (short_rows: seq_q x the heads packed per block <= 64).
 template <class T>
-Result launch_for_dim(int dim, const Params& p, std::size_t batch_heads, std::size_t seq_q, cudaStream_t stream) {
+Result run_for_dim(int dim, bool short_rows, AttentionContext& context, const Params& p, const attention::Shape& s,
+                   std::size_t keys) {
   switch (dim) {
-    case 64: return launch<Dim64, T>(p, batch_heads, seq_q, stream);
-    case 128: return launch<Dim128, T>(p, batch_heads, seq_q, stream);
-    case 192: return launch<Dim192, T>(p, batch_heads, seq_q, stream);
-    default: return launch<Dim256, T>(p, batch_heads, seq_q, stream);
+    case 64: return short_rows ? run<Dim64Short, T>(context, p, s, keys) : run<Dim64, T>(context, p, s, keys);
+    case 128: return short_rows ? run<Dim128Short, T>(context, p, s, keys) : run<Dim128, T>(context, p, s, keys);
+    case 192: return run<Dim192, T>(context, p, s, keys);
+    default: return run<Dim256, T>(context, p, s, keys);
   }
 }
 
@@ -781,11 +945,11 @@ Result attend(AttentionContext& context, const void* q, const void* k, const voi
   if (!r.ok()) return r;
 
   set_arguments(s, o, dim, buffers, lse != nullptr, &p);
-  r = context.timer.start(stream);
-  if (r.ok())
-    r = dtype == DType::bf16 ? launch_for_dim<Bf16>(dim, p, s.batch * s.heads_q, s.seq_q, stream)
-                             : launch_for_dim<F16>(dim, p, s.batch * s.heads_q, s.seq_q, stream);
-  if (r.ok()) r = context.timer.stop(stream);
+  std::size_t keys = o.key_lengths ? 0 : s.seq_k;  // the most keys of a batch row, for sizing splits
+  for (std::size_t b = 0; b < lengths; ++b) keys = std::max(keys, static_cast<std::size_t>(o.key_lengths[b]));
+  const bool short_rows = s.seq_q * (s.heads_q / s.heads_kv) <= 64;
+  r = dtype == DType::bf16 ? run_for_dim<Bf16>(dim, short_rows, context, p, s, keys)
+                           : run_for_dim<F16>(dim, short_rows, context, p, s, keys);
   if (r.ok())
     r = download_rows(out, p.out, q_rows, s.head_dim_v, dim, stream, "copying the attention output to the host");
   if (r.ok() && lse)

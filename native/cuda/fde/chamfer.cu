@@ -57,6 +57,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/row_topk.cuh"
 #include "../common/util.cuh"
 #include "tessera/half.h"
 
@@ -498,22 +499,25 @@ class MultiVectors final : public DeviceMultiVectors {
       std::lock_guard lock(mutex_);
       if (nq > 0 && (!queries || !query_lengths)) return invalid("Chamfer scores: no queries or query lengths");
       if (nq > 0 && count_ > 0 && !scores) return invalid("Chamfer scores: no output");
-      if (Result r = check_lengths(query_lengths, nq, "query"); !r.ok()) return r;
-      double kernel_ms = 0;
-      Result r;
-      const float* source = queries;
-      for (std::size_t first = 0; r.ok() && count_ > 0 && first < nq;) {
-        const QueryBatch batch = next_batch(query_lengths, nq, first);
-        r = precision_ == ChamferPrecision::bfloat16 ? score_batch<Bf16Layout>(source, query_lengths, batch, scores)
-                                                     : score_batch<F32Layout>(source, query_lengths, batch, scores);
-        if (r.ok()) kernel_ms += timer_.elapsed_ms();
-        for (std::size_t q = batch.first; q < batch.first + batch.n; ++q)
-          source += static_cast<std::size_t>(query_lengths[q]) * dim_;
-        first += batch.n;
+      return score_queries(queries, query_lengths, nq, Output{scores, nullptr});
+    });
+  }
+
+  Result chamfer_topk(const float* queries, const std::int32_t* query_lengths, std::size_t nq, const std::int32_t* ids,
+                      std::size_t k, std::int32_t* out_ids, float* out_scores) noexcept override {
+    return guarded([&]() -> Result {
+      std::lock_guard lock(mutex_);
+      if (k == 0 || k > kMaxDeviceK) return invalid("Chamfer top-k: k must be 1 to " + std::to_string(kMaxDeviceK));
+      if (nq > 0 && (!queries || !query_lengths)) return invalid("Chamfer top-k: no queries or query lengths");
+      if (nq > 0 && count_ > 0 && (!out_ids || !out_scores)) return invalid("Chamfer top-k: no output");
+      const std::int32_t* device_ids = nullptr;
+      if (ids && count_ > 0) {
+        if (Result r = ids_.reserve(count_ * sizeof(std::int32_t), "the document ids"); !r.ok()) return r;
+        if (Result r = upload(ids_.get(), ids, count_ * sizeof(std::int32_t)); !r.ok()) return r;
+        device_ids = ids_.get<std::int32_t>();
       }
-      count_bytes();
-      last_ms_.store(kernel_ms, std::memory_order_relaxed);
-      return r;
+      const TopK topk{device_ids, k, out_ids, out_scores};
+      return score_queries(queries, query_lengths, nq, Output{nullptr, &topk});
     });
   }
 
@@ -523,13 +527,45 @@ class MultiVectors final : public DeviceMultiVectors {
   double last_kernel_ms() const noexcept override { return last_ms_.load(std::memory_order_relaxed); }
 
  private:
+  // Where a batch's scores go: all of them to the host, or the device's top-k of each row.
+  struct TopK {
+    const std::int32_t* device_ids;  // nullptr: positions
+    std::size_t k;
+    std::int32_t* ids;
+    float* scores;
+  };
+  struct Output {
+    float* scores;
+    const TopK* topk;
+  };
+
+  // Scores the queries batch by batch into `out`; last_kernel_ms covers the scoring kernels of every batch.
+  Result score_queries(const float* queries, const std::int32_t* query_lengths, std::size_t nq, const Output& out) {
+    if (Result r = check_lengths(query_lengths, nq, "query"); !r.ok()) return r;
+    double kernel_ms = 0;
+    Result r;
+    const float* source = queries;
+    for (std::size_t first = 0; r.ok() && count_ > 0 && first < nq;) {
+      const QueryBatch batch = next_batch(query_lengths, nq, first);
+      r = precision_ == ChamferPrecision::bfloat16 ? score_batch<Bf16Layout>(source, query_lengths, batch, out)
+                                                   : score_batch<F32Layout>(source, query_lengths, batch, out);
+      if (r.ok()) kernel_ms += timer_.elapsed_ms();
+      for (std::size_t q = batch.first; q < batch.first + batch.n; ++q)
+        source += static_cast<std::size_t>(query_lengths[q]) * dim_;
+      first += batch.n;
+    }
+    count_bytes();
+    last_ms_.store(kernel_ms, std::memory_order_relaxed);
+    return r;
+  }
+
   // Everything held, documents and scratch; kept in an atomic so that reading it never waits for a call.
   void count_bytes() {
     std::size_t bytes = 0;
     for (const DeviceMemory* m : {&tiles_, &lengths_, &tile_start_, &chunk_doc_, &queries_, &mtile_rows_,
-                                  &query_mtiles_, &partial_, &scores_})
+                                  &query_mtiles_, &partial_, &scores_, &ids_})
       bytes += m->bytes();
-    bytes_.store(bytes, std::memory_order_relaxed);
+    bytes_.store(bytes + topk_.device_bytes(), std::memory_order_relaxed);
   }
 
   std::size_t units() const {
@@ -645,7 +681,7 @@ class MultiVectors final : public DeviceMultiVectors {
   }
 
   template <class Layout>
-  Result score_batch(const float* queries, const std::int32_t* lengths, const QueryBatch& batch, float* scores) {
+  Result score_batch(const float* queries, const std::int32_t* lengths, const QueryBatch& batch, const Output& out) {
     const std::size_t padded_mtiles = batch.slots() * kSlotMTiles;
     const std::size_t mtile_elements = kMTileRows * padded_dim_;
     std::vector<typename Layout::Element> packed(padded_mtiles * mtile_elements);
@@ -675,8 +711,13 @@ class MultiVectors final : public DeviceMultiVectors {
     if (r.ok()) r = launch_scores(batch);
     if (r.ok()) r = launch_sum(batch);
     if (r.ok()) r = timer_.stop(stream_.get());
+    if (r.ok() && out.topk) {  // the top-k kernels run on the device scores and synchronize the stream
+      const std::size_t kk = std::min(out.topk->k, count_);
+      return topk_.run(stream_.get(), scores_.get<float>(), batch.n, count_, out.topk->device_ids, out.topk->k,
+                       out.topk->ids + batch.first * kk, out.topk->scores + batch.first * kk);
+    }
     if (r.ok())
-      r = cuda_check(cudaMemcpyAsync(scores + batch.first * count_, scores_.get(), batch.n * count_ * sizeof(float),
+      r = cuda_check(cudaMemcpyAsync(out.scores + batch.first * count_, scores_.get(), batch.n * count_ * sizeof(float),
                                      cudaMemcpyDeviceToHost, stream_.get()),
                      "copying the Chamfer scores to the host");
     if (!r.ok()) return r;
@@ -744,6 +785,8 @@ class MultiVectors final : public DeviceMultiVectors {
   std::atomic<double> last_ms_{0};  // read by last_kernel_ms() without waiting for a call in progress
   DeviceMemory tiles_, lengths_, tile_start_, chunk_doc_;                     // the documents
   DeviceMemory queries_, mtile_rows_, query_mtiles_, partial_, scores_;      // per-call scratch, reused
+  DeviceMemory ids_;                                                          // top-k: the caller's ids
+  RowTopK topk_;
 };
 
 }  // namespace

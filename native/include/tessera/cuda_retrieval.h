@@ -99,6 +99,12 @@ class DeviceMultiVectors {
   // scores: nq x count, row-major. Query q is query_lengths[q] consecutive token rows of `queries`.
   virtual Result chamfer(const float* queries, const std::int32_t* query_lengths, std::size_t nq,
                          float* scores) noexcept = 0;
+  // The k best documents per query (k <= kMaxDeviceK) by Chamfer score, descending, ties by id, NaN last, selected
+  // on the device so only nq x min(k, count) ids and scores come back. ids: count distinct ids on the host, or
+  // nullptr for the documents' positions.
+  virtual Result chamfer_topk(const float* queries, const std::int32_t* query_lengths, std::size_t nq,
+                              const std::int32_t* ids, std::size_t k, std::int32_t* out_ids,
+                              float* out_scores) noexcept = 0;
   virtual std::size_t size() const noexcept = 0;
   virtual std::size_t dim() const noexcept = 0;
   virtual std::size_t device_bytes() const noexcept = 0;

@@ -1,0 +1,3 @@
+// cuda_fp16.h's half type and conversions are part of the emulated runtime.
+#pragma once
+#include "cuda_runtime.h"

@@ -594,6 +594,9 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward(const Params p) {
   const int visited = tiles.count(), split = static_cast<int>(blockIdx.y);
   const int chunk_begin = visited * split / p.splits, chunk_end = visited * (split + 1) / p.splits;
 
+  // Keys past the batch row's valid length are loaded as zeros, never read: they are invisible anyway, and an
+  // unwritten KV cache may hold NaN or infinities there, which zero probabilities times V would turn into NaN.
+  const int valid_keys = p.key_lengths ? p.key_lengths[b] : p.seq_k;
   const std::uint16_t* q = p.q + b * p.qs.batch + h0 * p.qs.head;
   const std::uint16_t* k = p.k + b * p.ks.batch + kv_head * p.ks.head;
   const std::uint16_t* v = p.v + b * p.vs.batch + kv_head * p.vs.head;
@@ -618,7 +621,7 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward(const Params p) {
   if (chunk_begin < chunk_end) {
     load_tile<Cfg::kBlockM, Cfg::kDim>(q_tile, q, query_offset, first_row, p.rows);
     commit_copies();
-    load_tile<Cfg::kBlockN, Cfg::kDim>(k_tile, k, k_offset, tiles.at(chunk_begin) * Cfg::kBlockN, p.seq_k);
+    load_tile<Cfg::kBlockN, Cfg::kDim>(k_tile, k, k_offset, tiles.at(chunk_begin) * Cfg::kBlockN, valid_keys);
     commit_copies();
     if (p.query_sign != 1) {  // on this thread's own chunks: the loop's first barrier publishes them
       wait_copies<1>();
@@ -629,7 +632,7 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward(const Params p) {
     const int j0 = tiles.at(n) * Cfg::kBlockN, j1 = j0 + Cfg::kBlockN;
     wait_copies<0>();
     __syncthreads();  // K(tile) is in; every warp is done with V(previous)
-    load_tile<Cfg::kBlockN, Cfg::kDim>(v_tile, v, v_offset, j0, p.seq_k);
+    load_tile<Cfg::kBlockN, Cfg::kDim>(v_tile, v, v_offset, j0, valid_keys);
     commit_copies();
     // Warp-uniform votes: skip the tile when no row of the warp sees a key of it, the mask when every row sees all.
     const bool touched = live && __any_sync(kFullWarp, sees_any(mine, j0, j1));
@@ -644,7 +647,7 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward(const Params p) {
     wait_copies<0>();
     __syncthreads();  // V(tile) is in; every warp is done with K(tile)
     if (n + 1 < chunk_end) {
-      load_tile<Cfg::kBlockN, Cfg::kDim>(k_tile, k, k_offset, tiles.at(n + 1) * Cfg::kBlockN, p.seq_k);
+      load_tile<Cfg::kBlockN, Cfg::kDim>(k_tile, k, k_offset, tiles.at(n + 1) * Cfg::kBlockN, valid_keys);
       commit_copies();
     }
     if (touched) accumulate_values<Cfg, T>(probabilities, fragments, o);

@@ -8,13 +8,15 @@
 #
 # Environment: EMU_THREADS=1 runs GPU threads as OS threads instead of fibers; EMU_SANITIZE=address,undefined (or
 # thread) builds with those sanitizers (and OS threads: they cannot follow fibers); JOBS: parallel compilations
-# (default: the CPU count); CXX (default g++).
+# (default: the CPU count); CXX (default g++); EMU_CUDA_DIR: the kernel sources (default native/cuda; a mutated copy
+# checks that the tests catch a bug) and EMU_OUT: where to build (default build-emulator).
 # Prints progress on stderr and the directory of the test programs on stdout.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
-out=$root/build-emulator
+cuda=${EMU_CUDA_DIR:-$root/native/cuda}
+out=${EMU_OUT:-$root/build-emulator}
 CXX=${CXX:-g++}
 JOBS=${JOBS:-$(nproc)}
 
@@ -89,7 +91,7 @@ compile() {
 
 # ---- the build -----------------------------------------------------------------------------------------------------
 
-echo "build.sh: the CPU core, the emulator ($mode) and the kernel tests in ${out#"$root"/}" >&2
+echo "build.sh: the CPU core, the emulator ($mode) and the kernel tests of ${cuda#"$root"/} in ${out#"$root"/}" >&2
 flag_dir "$out/core" "$CXX" "${core_flags[@]}"
 dir=$out/$mode
 flag_dir "$dir" "$CXX" "${emu_flags[@]}"
@@ -99,7 +101,8 @@ while read -r source; do
   object=$out/core/$(basename "${source%.cpp}").o
   core_objects+=("$object")
   start_job compile "$root/$source" "$object" "${core_flags[@]}"
-done < <(python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["core"]))' "$root/native/sources.json")
+done < <(python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["core"]))' \
+         "$root/native/sources.json")
 
 emulator_objects=("$dir/runtime.o")
 start_job compile "$here/emu/runtime.cpp" "$dir/runtime.o" "${emu_flags[@]}"
@@ -108,24 +111,36 @@ if [[ $mode == fiber ]]; then
   newer "$dir/fiber.o" "$here/emu/fiber_x86_64.S" && start_job "$CXX" -c "$here/emu/fiber_x86_64.S" -o "$dir/fiber.o"
 fi
 
-# kernel_object FILE [TRANSFORM OPTIONS...]: native/cuda/FILE transformed and compiled; prints the object's path.
+# kernel_object FILE [TRANSFORM OPTIONS...]: native/cuda/FILE transformed and compiled (once), into kernel_objects.
+declare -A kernel_objects
 kernel_object() {
   local file=$1 name
   shift
+  [[ -n ${kernel_objects[$file]:-} ]] && return 0
   name=$(echo "${file%.cu}" | tr / _)
-  python3 "$here/transform.py" "$root/native/cuda/$file" "$dir/$name.cpp" "$@"
-  start_job compile "$dir/$name.cpp" "$dir/$name.o" "${emu_flags[@]}" -iquote "$root/native/cuda/$(dirname "$file")"
+  python3 "$here/transform.py" "$cuda/$file" "$dir/$name.cpp" "$@"
+  start_job compile "$dir/$name.cpp" "$dir/$name.o" "${emu_flags[@]}" -iquote "$cuda/$(dirname "$file")"
   kernel_objects[$file]=$dir/$name.o
 }
 
-declare -A kernel_objects
+# Per test: NAME and the objects it links (kernels.txt: NAME FILES... [OPTIONS...]).
+declare -A test_objects
 tests=()
 kernel_object common/util.cu
-while read -r name file options; do
+while read -r name rest; do
   [[ -z $name || $name == \#* ]] && continue
-  kernel_object "$file" $options
-  start_job compile "$here/tests/${name}_test.cpp" "$dir/${name}_test.o" "${emu_flags[@]}" -iquote "$root/native/cuda"
-  tests+=("$name:$file")
+  read -r -a words <<<"$rest"
+  files=()
+  while ((${#words[@]})) && [[ ${words[0]} != --* ]]; do
+    files+=("${words[0]}")
+    words=("${words[@]:1}")
+  done
+  kernel_object "${files[0]}" "${words[@]}"
+  for file in "${files[@]:1}"; do kernel_object "$file"; done
+  start_job compile "$here/tests/${name}_test.cpp" "$dir/${name}_test.o" "${emu_flags[@]}" -iquote "$cuda"
+  tests+=("$name")
+  test_objects[$name]="$dir/${name}_test.o"
+  for file in "${files[@]}" common/util.cu; do test_objects[$name]+=" ${kernel_objects[$file]}"; done
 done <"$here/kernels.txt"
 finish_jobs
 
@@ -133,10 +148,9 @@ if newer "$out/core/libcore.a" "${core_objects[@]}"; then
   rm -f "$out/core/libcore.a"
   ar rcs "$out/core/libcore.a" "${core_objects[@]}"
 fi
-for test in "${tests[@]}"; do
-  name=${test%%:*}
-  inputs=("$dir/${name}_test.o" "${kernel_objects[${test#*:}]}" "${kernel_objects[common/util.cu]}"
-          "${emulator_objects[@]}" "$out/core/libcore.a")
+for name in "${tests[@]}"; do
+  read -r -a inputs <<<"${test_objects[$name]}"
+  inputs+=("${emulator_objects[@]}" "$out/core/libcore.a")
   if newer "$dir/${name}_test" "${inputs[@]}"; then
     echo "  linking ${name}_test" >&2
     start_job "$CXX" "${emu_flags[@]}" "${inputs[@]}" -o "$dir/${name}_test"

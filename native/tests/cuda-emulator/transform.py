@@ -27,7 +27,8 @@ class TransformError(Exception):
 # ---- reading C++ -----------------------------------------------------------------------------------------------------
 
 def code_mask(src):
-    """A list of booleans: True where src[i] is code, False inside comments and string or character literals."""
+    """A list of booleans: True where src[i] is code, False inside comments and string or character literals (not raw
+    strings or digit separators: the kernels use neither)."""
     mask = [True] * len(src)
     i, n = 0, len(src)
     while i < n:
@@ -107,7 +108,7 @@ def keep_lines(original, text):
     return text + '\n' * (original.count('\n') - text.count('\n'))
 
 
-# ---- launches ----------------------------------------------------------------------------------------------------
+# ---- launches --------------------------------------------------------------------------------------------------------
 
 def callee_start(src, mask, end):
     """Where the kernel expression that ends just before src[end] (the <<<) begins: names, ::, template arguments
@@ -158,7 +159,7 @@ def rewrite_launches(src, mask):
     return edits
 
 
-# ---- __shared__ ----------------------------------------------------------------------------------------------------
+# ---- __shared__ ------------------------------------------------------------------------------------------------------
 
 TYPE = r'((?:(?:const|unsigned|signed|long|short)\s+)*[\w:]+(?:<[^;<>]*>)?)'
 ALIGN = r'(?:__align__\(\s*\d+\s*\)\s+)?'  # every emulated shared array is 256-byte aligned
@@ -180,7 +181,7 @@ def rewrite_shared(src, mask):
     return edits
 
 
-# ---- inline PTX ----------------------------------------------------------------------------------------------------
+# ---- inline PTX ------------------------------------------------------------------------------------------------------
 
 def string_literals(text):
     """The concatenation of the C++ string literals that make up text (an asm template)."""
@@ -239,7 +240,7 @@ def rewrite_asm(src, mask):
     return edits
 
 
-# ---- tunables ------------------------------------------------------------------------------------------------------
+# ---- tunables --------------------------------------------------------------------------------------------------------
 
 def rewrite_tunables(src, mask, names):
     edits = []

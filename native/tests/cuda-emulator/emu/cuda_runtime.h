@@ -28,7 +28,7 @@
 #include <type_traits>
 #include <vector>
 
-// ---- qualifiers (transform.py rewrites __shared__ and asm; a leftover one fails to compile) ------------------------
+// ---- qualifiers (transform.py rewrites __shared__ and asm; a leftover one fails to compile) -------------------------
 
 #define __global__
 #define __device__
@@ -43,7 +43,7 @@
 #define EMU_THREAD_LOCAL
 #endif
 
-// ---- vector types and the built-in variables ---------------------------------------------------------------------
+// ---- vector types and the built-in variables ------------------------------------------------------------------------
 
 struct uint3 {
   unsigned x, y, z;
@@ -51,6 +51,9 @@ struct uint3 {
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
   dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(8) uint2 {
+  unsigned x, y;
 };
 struct alignas(16) uint4 {
   unsigned x, y, z, w;
@@ -61,6 +64,7 @@ struct alignas(8) float2 {
 struct alignas(16) float4 {
   float x, y, z, w;
 };
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 inline float2 make_float2(float x, float y) { return {x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
@@ -72,7 +76,7 @@ inline dim3 blockDim, gridDim;
 
 namespace emu {
 
-// ---- what the emulator counts and reports ------------------------------------------------------------------------
+// ---- what the emulator counts and reports ---------------------------------------------------------------------------
 
 struct Counters {
   std::atomic<long> launches{0}, blocks{0};
@@ -89,7 +93,7 @@ void report(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
 void fill_garbage(void* memory, std::size_t bytes);
 
-// ---- settings a test can change ----------------------------------------------------------------------------------
+// ---- settings a test can change -------------------------------------------------------------------------------------
 
 // A constant of a kernel file made adjustable by transform.py --tunable (a chunk or batch budget, say), so that small
 // inputs take the paths of large ones. tunable() registers the default and returns the live value;
@@ -103,7 +107,15 @@ std::size_t set_device_memory(std::size_t bytes);
 // Device allocations, streams and events still alive: "" when there are none, else what is left.
 std::string leaks();
 
-// ---- threads, blocks and warps -----------------------------------------------------------------------------------
+// The launches since the last clear (a test can check a host-side choice of grid, say).
+struct Launch {
+  dim3 grid, block;
+  std::size_t shared;
+};
+const std::vector<Launch>& launch_log();
+void clear_launch_log();
+
+// ---- threads, blocks and warps --------------------------------------------------------------------------------------
 
 constexpr int kWarpSize = 32;
 constexpr int kLaneWords = 8;  // 64-bit words a lane can put into one warp exchange
@@ -138,17 +150,19 @@ unsigned warp_mask();
 
 // Every lane writes `mine` to its row of the warp's exchange area, then (after a warp barrier) reads what it needs
 // with read(rows, lane); a second barrier keeps the area intact until every lane has read.
+using Rows = const std::uint64_t (*)[kLaneWords];
 template <class Read>
 auto warp_exchange(WarpOp op, std::initializer_list<std::uint64_t> mine, Read read) {
   std::uint64_t (*rows)[kLaneWords] = warp_slots();
   const unsigned lane = self().lane;
   std::copy(mine.begin(), mine.end(), rows[lane]);
   warp_barrier(op);
-  const auto result = read(static_cast<const std::uint64_t(*)[kLaneWords]>(rows), lane);
+  const auto result = read(static_cast<Rows>(rows), lane);
   warp_barrier(op);
   return result;
 }
 
+// Fails unless mask is the running warp's full mask: partial masks are not emulated.
 void check_mask(unsigned mask, const char* operation);
 
 // The running block's dynamic shared memory; its serial number (distinct for every block of every launch); whether
@@ -164,7 +178,7 @@ T* dynamic_shared() {
 }
 
 // A __shared__ variable: one per declaration, refilled with garbage for every block, as a block's shared memory
-// starts out on the device. (Shared variables are addressable only as dynamic shared memory is: see
+// starts out on the device. (Unlike dynamic shared memory it has no shared-window address: see
 // __cvta_generic_to_shared.)
 template <class T>
 class StaticShared {
@@ -189,7 +203,7 @@ class StaticShared {
 // Whether the device memory [p, p + bytes) lies in one live allocation.
 bool is_device_range(const void* p, std::size_t bytes);
 
-// ---- launches ----------------------------------------------------------------------------------------------------
+// ---- launches -------------------------------------------------------------------------------------------------------
 
 // Checks a launch as the device would (block size, grid extents, dynamic shared memory against the kernel's
 // attribute, parameter bytes); false after reporting why and setting the error cudaGetLastError returns.
@@ -217,7 +231,7 @@ void launch(void (*kernel)(Parameters...), dim3 grid, dim3 block, std::size_t sh
            &call);
 }
 
-// ---- conversions (the device's cvt.rn: round to nearest even; NaN becomes the canonical 0x7FFF) --------------------
+// ---- conversions (the device's cvt.rn: round to nearest even; NaN becomes the canonical 0x7FFF) ---------------------
 
 std::uint16_t f32_to_f16_bits(float f);
 std::uint16_t f32_to_bf16_bits(float f);
@@ -226,7 +240,7 @@ float bf16_bits_to_f32(std::uint16_t h);
 
 }  // namespace emu
 
-// ---- device functions: barriers and warp-collective operations ---------------------------------------------------
+// ---- device functions: barriers and warp-collective operations ------------------------------------------------------
 
 inline void __syncthreads() { emu::syncthreads(); }
 
@@ -236,20 +250,28 @@ inline void __syncwarp(unsigned mask = 0xFFFFFFFFu) {
 }
 
 namespace emu {
-// A shuffle: every lane offers v, lane l receives the value of lane source(l) (its own when source(l) is out of range).
+// A shuffle: every lane offers v; lane l receives the value of lane source(l), or its own when there is no such lane.
 template <class T, class Source>
 T shuffle(unsigned mask, T v, Source source, const char* name) {
   static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>, "shuffles move up to 64 bits");
   check_mask(mask, name);
   std::uint64_t bits = 0;
   std::memcpy(&bits, &v, sizeof v);
-  const std::uint64_t got = warp_exchange(WarpOp::shuffle, {bits}, [&](const std::uint64_t(*x)[kLaneWords], unsigned l) {
+  const std::uint64_t got = warp_exchange(WarpOp::shuffle, {bits}, [&](Rows x, unsigned l) {
     const int from = source(static_cast<int>(l));
-    return from >= 0 && from < kWarpSize && (warp_mask() >> from & 1u) ? x[from][0] : x[l][0];
+    return from >= 0 && from < kWarpSize && (mask >> from & 1u) ? x[from][0] : x[l][0];
   });
   T r;
   std::memcpy(&r, &got, sizeof r);
   return r;
+}
+
+// The lanes of the mask (check_mask has made it the warp's) whose offered word satisfies keep.
+template <class Keep>
+unsigned lanes_where(unsigned mask, Rows x, Keep keep) {
+  unsigned lanes = 0;
+  for (int i = 0; i < kWarpSize; ++i) lanes |= (mask >> i & 1u) && keep(x[i][0]) ? 1u << i : 0u;
+  return lanes;
 }
 }  // namespace emu
 
@@ -272,10 +294,8 @@ T __shfl_down_sync(unsigned mask, T v, unsigned delta) {
 
 inline unsigned __ballot_sync(unsigned mask, int predicate) {
   emu::check_mask(mask, "a warp vote");
-  return emu::warp_exchange(emu::WarpOp::vote, {predicate != 0}, [](const std::uint64_t(*x)[emu::kLaneWords], unsigned) {
-    unsigned bits = 0;
-    for (int i = 0; i < emu::kWarpSize; ++i) bits |= (emu::warp_mask() >> i & 1u) && x[i][0] ? 1u << i : 0u;
-    return bits;
+  return emu::warp_exchange(emu::WarpOp::vote, {predicate != 0}, [mask](emu::Rows x, unsigned) {
+    return emu::lanes_where(mask, x, [](std::uint64_t p) { return p != 0; });
   });
 }
 inline int __any_sync(unsigned mask, int predicate) { return __ballot_sync(mask, predicate) != 0; }
@@ -283,10 +303,9 @@ inline int __all_sync(unsigned mask, int predicate) { return __ballot_sync(mask,
 
 inline unsigned __reduce_add_sync(unsigned mask, unsigned value) {
   emu::check_mask(mask, "__reduce_add_sync");
-  return emu::warp_exchange(emu::WarpOp::reduce, {value}, [](const std::uint64_t(*x)[emu::kLaneWords], unsigned) {
+  return emu::warp_exchange(emu::WarpOp::reduce, {value}, [mask](emu::Rows x, unsigned) {
     unsigned sum = 0;
-    for (int i = 0; i < emu::kWarpSize; ++i)
-      if (emu::warp_mask() >> i & 1u) sum += static_cast<unsigned>(x[i][0]);
+    for (int i = 0; i < emu::kWarpSize; ++i) sum += mask >> i & 1u ? static_cast<unsigned>(x[i][0]) : 0u;
     return sum;
   });
 }
@@ -297,10 +316,8 @@ unsigned __match_any_sync(unsigned mask, T value) {
   static_assert(std::is_integral_v<T> && sizeof(T) <= 8, "__match_any_sync compares 32- or 64-bit integers");
   emu::check_mask(mask, "__match_any_sync");
   const auto bits = static_cast<std::uint64_t>(value);
-  return emu::warp_exchange(emu::WarpOp::match, {bits}, [bits](const std::uint64_t(*x)[emu::kLaneWords], unsigned) {
-    unsigned peers = 0;
-    for (int i = 0; i < emu::kWarpSize; ++i) peers |= (emu::warp_mask() >> i & 1u) && x[i][0] == bits ? 1u << i : 0u;
-    return peers;
+  return emu::warp_exchange(emu::WarpOp::match, {bits}, [mask, bits](emu::Rows x, unsigned) {
+    return emu::lanes_where(mask, x, [bits](std::uint64_t other) { return other == bits; });
   });
 }
 
@@ -309,7 +326,7 @@ T atomicAdd(T* address, T value) {
   return std::atomic_ref<T>(*address).fetch_add(value);
 }
 
-// ---- device functions: loads, bits, rounding, math ---------------------------------------------------------------
+// ---- device functions: loads, bits, rounding, math ------------------------------------------------------------------
 
 template <class T>
 T __ldg(const T* p) {
@@ -364,7 +381,7 @@ using std::isnan;
 using std::log;
 using std::rint;
 
-// ---- half and bfloat16 (cuda_fp16.h and cuda_bf16.h include this header) ---------------------------------------
+// ---- half and bfloat16 (cuda_fp16.h and cuda_bf16.h include this header) --------------------------------------------
 
 struct __half {
   std::uint16_t bits;
@@ -379,14 +396,14 @@ inline __half __float2half_rn(float f) { return {emu::f32_to_f16_bits(f)}; }
 inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.bits; }
 inline __nv_bfloat16 __float2bfloat16_rn(float f) { return {emu::f32_to_bf16_bits(f)}; }
 
-// ---- shared-memory addresses -------------------------------------------------------------------------------------
+// ---- shared-memory addresses ----------------------------------------------------------------------------------------
 
 // The shared-window address of p: its offset in the block's dynamic shared memory (the only shared memory the
 // kernels address this way).
 std::size_t __cvta_generic_to_shared(const void* p);
 inline std::size_t __cvta_generic_to_global(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
 
-// ---- host API ----------------------------------------------------------------------------------------------------
+// ---- host API -------------------------------------------------------------------------------------------------------
 
 enum cudaError_t {
   cudaSuccess = 0,
@@ -434,8 +451,16 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int dev
 
 namespace emu {
 cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attribute, int value);
-}
+int resident_blocks(int threads, std::size_t shared);
+}  // namespace emu
 template <class Kernel>
 cudaError_t cudaFuncSetAttribute(Kernel* kernel, cudaFuncAttribute attribute, int value) {
   return emu::set_function_attribute(reinterpret_cast<const void*>(kernel), attribute, value);
+}
+// An H100's (sm_90) limits per multiprocessor: 2048 threads, 32 blocks, 228 KiB of shared memory (1 KiB of it
+// reserved per block); registers are not counted.
+template <class Kernel>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel*, int threads, std::size_t shared) {
+  *blocks = emu::resident_blocks(threads, shared);
+  return threads > 0 ? cudaSuccess : cudaErrorInvalidValue;
 }

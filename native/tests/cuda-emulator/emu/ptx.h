@@ -18,7 +18,7 @@
 
 namespace emu::ptx {
 
-// ---- mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32 ---------------------------------------------
+// ---- mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.{bf16,f16}.f32 ------------------------------------------------
 
 // D = A B + C, A 16 x 16 and B 16 x 8, from the 32 lanes' fragments ("Matrix Fragments for mma.m16n8k16" with
 // floating-point types): groupID g = lane / 4, t = lane % 4, the low half of a register the lower index, and
@@ -38,7 +38,7 @@ void mma_m16n8k16(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0, 
   std::memcpy(words, mine, sizeof words);
   const auto result = warp_exchange(
       WarpOp::mma, {words[0], words[1], words[2], words[3], words[4], words[5]},
-      [&c](const std::uint64_t(*x)[kLaneWords], unsigned lane) {
+      [&c](Rows x, unsigned lane) {
         auto value = [x](unsigned from, int index) {
           float f;
           std::memcpy(&f, reinterpret_cast<const char*>(x[from]) + 4 * index, sizeof f);
@@ -78,7 +78,7 @@ inline void mma_sync_aligned_m16n8k16_row_col_f32_f16_f16_f32(float& d0, float& 
   d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];
 }
 
-// ---- ldmatrix.sync.aligned.m8n8.{x1,x2,x4}[.trans].shared.b16 --------------------------------------------------
+// ---- ldmatrix.sync.aligned.m8n8.{x1,x2,x4}[.trans].shared.b16 -------------------------------------------------------
 
 // Row r of matrix i: the 16 bytes at the address lane 8i + r gives (lanes beyond the matrices' give none). Without
 // .trans lane l receives, of every matrix, row l / 4, elements 2 (l % 4) and 2 (l % 4) + 1; with .trans, column
@@ -94,7 +94,7 @@ inline std::uint16_t shared_element(std::uint64_t row_address, int element) {
 
 template <int Matrices, bool Transposed>
 void ldmatrix(std::uint32_t* const (&out)[Matrices], std::uint32_t address) {
-  const auto result = warp_exchange(WarpOp::ldmatrix, {address}, [](const std::uint64_t(*x)[kLaneWords], unsigned l) {
+  const auto result = warp_exchange(WarpOp::ldmatrix, {address}, [](Rows x, unsigned l) {
     std::array<std::uint32_t, Matrices> r;
     for (int i = 0; i < Matrices; ++i) {
       auto row = [&](unsigned j) { return x[8 * i + j][0]; };
@@ -131,7 +131,7 @@ inline void ldmatrix_sync_aligned_m8n8_x4_trans_shared_b16(std::uint32_t& r0, st
   ldmatrix<4, true>({&r0, &r1, &r2, &r3}, address);
 }
 
-// ---- cp.async.cg.shared.global, cp.async.commit_group, cp.async.wait_group --------------------------------------
+// ---- cp.async.cg.shared.global, cp.async.commit_group, cp.async.wait_group ------------------------------------------
 
 // A copy lands in the block's dynamic shared memory when the wait that covers its group runs (deferred) or at once
 // (eager), as the block's policy says (emu::eager_copies): the hardware may land it at any time in between, so the
@@ -145,7 +145,8 @@ inline void land(const AsyncCopy& c) {
 // cp-size 16 (.cg), source bytes 0 to 16 (the rest zero-filled; none read when 0).
 inline void cp_async_cg_shared_global(std::uint32_t shared, std::uint64_t global, int bytes, int source_bytes) {
   const auto* from = reinterpret_cast<const void*>(global);
-  if (bytes != 16 || source_bytes < 0 || source_bytes > bytes) fail("cp.async.cg of %d bytes from %d", bytes, source_bytes);
+  if (bytes != 16 || source_bytes < 0 || source_bytes > bytes)
+    fail("cp.async.cg of %d bytes from %d source bytes", bytes, source_bytes);
   if (shared % 16 != 0 || shared + 16 > dynamic_shared_bytes())
     fail("cp.async destination %u: not 16-byte aligned inside the %zu bytes of dynamic shared memory", shared,
          dynamic_shared_bytes());
@@ -179,7 +180,7 @@ inline void cp_async_wait_group(int pending) {
   groups.erase(groups.begin(), groups.begin() + static_cast<std::ptrdiff_t>(landed));
 }
 
-// ---- conversions and approximations ------------------------------------------------------------------------------
+// ---- conversions and approximations ---------------------------------------------------------------------------------
 
 // d = {a converted: upper half, b converted: lower half}, rounded to nearest even.
 inline void cvt_rn_bf16x2_f32(std::uint32_t& d, float a, float b) {

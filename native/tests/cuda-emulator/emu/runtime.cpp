@@ -2,9 +2,11 @@
 // -DEMU_THREADS), barriers and warps, device memory and the host API stand-ins (see cuda_runtime.h).
 #include "cuda_runtime.h"
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +26,7 @@
 namespace emu {
 namespace {
 
-// ---- settings from the environment ---------------------------------------------------------------------------------
+// ---- settings from the environment ----------------------------------------------------------------------------------
 
 long environment_number(const char* name, long fallback) {
   const char* v = std::getenv(name);
@@ -48,7 +50,7 @@ CopyPolicy copy_policy() {
 
 }  // namespace
 
-// ---- reports -------------------------------------------------------------------------------------------------------
+// ---- reports --------------------------------------------------------------------------------------------------------
 
 Counters& counters() {
   static Counters c;
@@ -88,7 +90,7 @@ void fill_garbage(void* memory, std::size_t bytes) {
   for (std::size_t i = 0; i < bytes; ++i) p[i] = kPattern[i % 4];
 }
 
-// ---- tunables --------------------------------------------------------------------------------------------------------
+// ---- tunables -------------------------------------------------------------------------------------------------------
 
 namespace {
 std::map<std::string, std::size_t>& tunables() {
@@ -109,7 +111,7 @@ std::size_t set_tunable(const char* name, std::size_t value) {
   return std::exchange(it->second, value);
 }
 
-// ---- half and bfloat16 -----------------------------------------------------------------------------------------------
+// ---- half and bfloat16 ----------------------------------------------------------------------------------------------
 
 std::uint16_t f32_to_f16_bits(float f) {
   if (std::isnan(f)) return 0x7FFF;
@@ -140,7 +142,7 @@ float bf16_bits_to_f32(std::uint16_t h) {
   return f;
 }
 
-// ---- barriers ----------------------------------------------------------------------------------------------------
+// ---- barriers -------------------------------------------------------------------------------------------------------
 
 namespace {
 
@@ -202,7 +204,7 @@ class Barrier {
 
 #endif
 
-// ---- blocks and warps --------------------------------------------------------------------------------------------
+// ---- blocks and warps -----------------------------------------------------------------------------------------------
 
 struct Warp {
   explicit Warp(unsigned lanes) : barrier(lanes), mask(lanes == 32 ? 0xFFFFFFFFu : (1u << lanes) - 1) {}
@@ -284,7 +286,7 @@ std::size_t dynamic_shared_bytes() { return running_block->dynamic_bytes; }
 std::uint64_t block_serial() { return running_block->serial; }
 bool eager_copies() { return running_block->eager; }
 
-// ---- running a block -----------------------------------------------------------------------------------------------
+// ---- running a block ------------------------------------------------------------------------------------------------
 
 namespace {
 
@@ -345,7 +347,8 @@ void fiber_main(Fiber* f) {
 
 unsigned char* map_stack() {
   const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  void* p = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
   if (p == MAP_FAILED || mprotect(p, page, PROT_NONE) != 0) fail("cannot map a fiber stack");
   return static_cast<unsigned char*>(p) + page;
 }
@@ -368,9 +371,11 @@ void prepare(Fiber& f, unsigned t) {
   f.waiting = nullptr;
 }
 
+// xorshift64, seeded by EMU_SEED: the order in which waiting fibers resume.
 std::uint64_t random_state = 0;
-std::uint64_t next_random() {  // xorshift64: the order in which waiting fibers resume
-  if (random_state == 0) random_state = static_cast<std::uint64_t>(environment_number("EMU_SEED", 1)) * 0x9E3779B97F4A7C15ull | 1;
+std::uint64_t next_random() {
+  if (random_state == 0)
+    random_state = static_cast<std::uint64_t>(environment_number("EMU_SEED", 1)) * 0x9E3779B97F4A7C15ull | 1;
   random_state ^= random_state << 13;
   random_state ^= random_state >> 7;
   random_state ^= random_state << 17;
@@ -384,6 +389,39 @@ void resume(Fiber& f) {
   current_thread = &f.state;
   emu_fiber_switch(&scheduler_sp, f.sp);
   running_fiber = nullptr;
+}
+
+// A crash inside a kernel (an out-of-bounds pointer, a fiber's stack overflow) says where it happened; the
+// handler runs on its own stack, since the fiber's may be the problem.
+void crash(int signal) {
+  if (running_fiber) {
+    char message[200];
+    const int n = std::snprintf(message, sizeof message,
+                                "EMULATOR: signal %d in thread (%u,%u,%u) of block (%u,%u,%u), launch %ld\n", signal,
+                                threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z,
+                                counters().launches.load());
+    if (n > 0 && write(STDERR_FILENO, message, static_cast<std::size_t>(n)) < 0) {
+      // nothing more can be said
+    }
+  }
+  std::signal(signal, SIG_DFL);
+  std::raise(signal);
+}
+
+void catch_crashes() {
+  static bool installed = false;
+  if (installed) return;
+  installed = true;
+  static std::vector<char> stack(64 * 1024);
+  stack_t alternate{};
+  alternate.ss_sp = stack.data();
+  alternate.ss_size = stack.size();
+  struct sigaction action {};
+  action.sa_handler = crash;
+  action.sa_flags = SA_ONSTACK;
+  if (sigaltstack(&alternate, nullptr) != 0 || sigaction(SIGSEGV, &action, nullptr) != 0 ||
+      sigaction(SIGBUS, &action, nullptr) != 0)
+    fail("cannot install the crash handler");
 }
 
 [[noreturn]] void deadlock(unsigned threads, unsigned live) {
@@ -400,6 +438,7 @@ void resume(Fiber& f) {
 // Passes over the fibers until all are done; each pass starts at a random fiber of a shuffled order and resumes
 // every one whose barrier has opened, which runs until its next barrier or its end.
 void run_fibers(unsigned threads, void (*body)(void*), void* argument) {
+  catch_crashes();
   fiber_body = body;
   fiber_argument = argument;
   while (fibers.size() < threads) fibers.emplace_back().stack = map_stack();
@@ -470,7 +509,7 @@ std::size_t __cvta_generic_to_shared(const void* p) {
   return static_cast<std::size_t>(c - base);
 }
 
-// ---- launches and kernel attributes ------------------------------------------------------------------------------
+// ---- launches and kernel attributes ---------------------------------------------------------------------------------
 
 namespace emu {
 namespace {
@@ -488,9 +527,22 @@ cudaError_t fail_call(cudaError_t e) {
   return e;
 }
 
+std::vector<Launch> launches;
+
 }  // namespace
 
+const std::vector<Launch>& launch_log() { return launches; }
+void clear_launch_log() { launches.clear(); }
+
+int resident_blocks(int threads, std::size_t shared) {
+  constexpr std::size_t kSharedPerMultiprocessor = 228 * 1024, kReservedPerBlock = 1024;
+  if (threads <= 0) return 0;
+  return static_cast<int>(std::min<std::size_t>({32, 2048 / static_cast<std::size_t>(threads),
+                                                 kSharedPerMultiprocessor / (shared + kReservedPerBlock)}));
+}
+
 bool accept_launch(const void* kernel, dim3 grid, dim3 block, std::size_t shared, std::size_t parameter_bytes) {
+  launches.push_back({grid, block, shared});
   std::size_t limit = kDefaultSharedLimit;
   {
     std::lock_guard lock(host_mutex);
@@ -523,7 +575,7 @@ cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attribu
   return fail_call(cudaErrorInvalidValue);
 }
 
-// ---- device memory -------------------------------------------------------------------------------------------------
+// ---- device memory --------------------------------------------------------------------------------------------------
 
 namespace {
 
@@ -673,7 +725,7 @@ cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaStream_t)
   return cudaSuccess;
 }
 
-// ---- streams, events, device queries -----------------------------------------------------------------------------
+// ---- streams, events, device queries --------------------------------------------------------------------------------
 
 namespace emu {
 namespace {
@@ -704,8 +756,12 @@ cudaError_t check_handle(const std::set<const void*>& live, const void* handle, 
 }  // namespace
 }  // namespace emu
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) { return emu::create_handle(emu::streams, stream); }
-cudaError_t cudaStreamDestroy(cudaStream_t stream) { return emu::destroy_handle(emu::streams, stream, "cudaStreamDestroy"); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
+  return emu::create_handle(emu::streams, stream);
+}
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  return emu::destroy_handle(emu::streams, stream, "cudaStreamDestroy");
+}
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   return emu::check_handle(emu::streams, stream, "cudaStreamSynchronize");
 }

@@ -41,8 +41,7 @@ class Run {
 
   // A case passes when ok and the emulator reported nothing since the previous case.
   void record(const std::string& name, bool ok, const std::string& detail = {}) {
-    const long errors = emu::counters().errors.load() - errors_seen_;
-    errors_seen_ += errors;
+    const long errors = new_errors();
     const bool passed = ok && errors == 0;
     ++cases_;
     if (!passed) {
@@ -73,6 +72,12 @@ class Run {
   }
 
  private:
+  // Errors the emulator reported since the previous case.
+  long new_errors() {
+    const long errors = emu::counters().errors.load();
+    return errors - std::exchange(errors_seen_, errors);
+  }
+
   // Seconds since the previous case.
   double lap() {
     const auto now = std::chrono::steady_clock::now();

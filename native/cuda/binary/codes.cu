@@ -15,6 +15,7 @@
 #include <mutex>
 #include <vector>
 
+#include "../common/row_topk.cuh"
 #include "../common/util.cuh"
 #include "../common/warp_topk.cuh"
 #include "tessera/binary.h"
@@ -23,12 +24,10 @@ namespace tessera::cuda {
 namespace {
 
 constexpr int kScanWarps = 8;
-constexpr int kMergeWarps = 8;
 constexpr std::size_t kListBudget = 96 * 1024;   // shared memory for the scan's per-warp lists
 constexpr std::size_t kPartialBudget = std::size_t{256} << 20;  // device bytes of per-block lists in one batch
-// The kernels' dynamic shared memory caps: the most any launch asks for (one query per pass at the largest k fits
-// the scan's budget), so that every call sets the same value (see launch_scan).
-constexpr std::size_t kMergeShared = kMergeWarps * kMaxDeviceK * sizeof(std::uint64_t);
+// The scan's dynamic shared memory cap is the most any launch asks for (one query per pass at the largest k fits the
+// budget), so that every call sets the same value (see launch_scan); the merge is row_topk's merge_key_lists.
 static_assert(kScanWarps * kMaxDeviceK * sizeof(std::uint64_t) <= kListBudget, "one query per pass fits at any k");
 
 // ---- keys --------------------------------------------------------------------------------------------------------
@@ -135,24 +134,6 @@ __global__ void __launch_bounds__(kScanWarps * 32) scan_kernel(ScanShape s, Key 
   if (warp != 0) return;
   for (int q = 0; q < Q && q0 + q < s.nq; ++q)
     for (int j = lane; j < k; j += 32) s.partial[(static_cast<std::size_t>(q0 + q) * gridDim.x + blockIdx.x) * k + j] = mine[q * k + j];
-}
-
-// One block per query: warps merge a stride of the scan blocks' lists each, then pairwise; the k best keys out.
-__global__ void __launch_bounds__(kMergeWarps * 32) merge_kernel(const std::uint64_t* partial, int lists, int k,
-                                                                  std::uint64_t* out) {
-  extern __shared__ std::uint64_t merged[];  // kMergeWarps x k
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const std::uint64_t* mine_in = partial + static_cast<std::size_t>(blockIdx.x) * lists * k;
-  std::uint64_t* mine = merged + static_cast<std::size_t>(warp) * k;
-  warp_clear(mine, k, lane);
-  std::uint64_t threshold = kEmptyKey;
-  for (int l = warp; l < lists; l += kMergeWarps) threshold = warp_merge(mine, k, threshold, mine_in + static_cast<std::size_t>(l) * k, lane);
-  for (int half = kMergeWarps / 2; half >= 1; half /= 2) {
-    __syncthreads();
-    if (warp < half) threshold = warp_merge(mine, k, threshold, merged + static_cast<std::size_t>(warp + half) * k, lane);
-  }
-  if (warp == 0)
-    for (int j = lane; j < k; j += 32) out[static_cast<std::size_t>(blockIdx.x) * k + j] = mine[j];
 }
 
 // ---- host side ---------------------------------------------------------------------------------------------------
@@ -364,14 +345,10 @@ class DeviceCodesImpl final : public DeviceCodes {
                             static_cast<int>(kk), partial_.get<std::uint64_t>()};
       if (Result r = timer_.start(stream_.get()); !r.ok()) return r;
       if (Result r = scan_planes(planes, per_pass, dim3(blocks, static_cast<unsigned>(groups)), shape, key); !r.ok()) return r;
-      const std::size_t merge_shared = kMergeWarps * kk * 8;
-      if (Result r = cuda_check(cudaFuncSetAttribute(merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                     static_cast<int>(kMergeShared)), "merge kernel setup");
+      if (Result r = merge_key_lists(stream_.get(), partial_.get<std::uint64_t>(), count, blocks, static_cast<int>(kk),
+                                     keys_.get<std::uint64_t>());
           !r.ok())
         return r;
-      merge_kernel<<<static_cast<unsigned>(count), kMergeWarps * 32, merge_shared, stream_.get()>>>(
-          partial_.get<std::uint64_t>(), blocks, static_cast<int>(kk), keys_.get<std::uint64_t>());
-      if (Result r = launched("merge kernel"); !r.ok()) return r;
       if (Result r = timer_.stop(stream_.get()); !r.ok()) return r;
       keys.resize(count * kk);
       if (Result r = cuda_check(cudaMemcpyAsync(keys.data(), keys_.get(), keys.size() * 8, cudaMemcpyDeviceToHost, stream_.get()),

@@ -73,6 +73,18 @@ float score_of(std::uint64_t key) {
 
 }  // namespace
 
+Result merge_key_lists(cudaStream_t stream, const std::uint64_t* partial, std::size_t rows, int lists, int k,
+                       std::uint64_t* out) {
+  // The attribute is process-wide: always the largest k's size, so concurrent callers never lower it for another.
+  if (Result r = cuda_check(cudaFuncSetAttribute(merge_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(kShared)),
+                            "top-k merge kernel setup");
+      !r.ok())
+    return r;
+  merge_rows_kernel<<<static_cast<unsigned>(rows), kWarps * 32, kWarps * k * sizeof(std::uint64_t), stream>>>(partial, lists, k, out);
+  return launched("the top-k merge kernel");
+}
+
 Result RowTopK::run_rows(cudaStream_t stream, const float* scores, std::size_t rows, std::size_t n,
                         const std::int32_t* ids, std::size_t kk, std::vector<std::uint64_t>& keys) {
   // Slices: enough blocks to fill the device, each warp still offered several times k columns.
@@ -84,9 +96,10 @@ Result RowTopK::run_rows(cudaStream_t stream, const float* scores, std::size_t r
   scan_rows_kernel<<<dim3(static_cast<unsigned>(slices), static_cast<unsigned>(rows)), kWarps * 32, shared, stream>>>(
       scores, n, ids, static_cast<int>(kk), partial_.get<std::uint64_t>());
   if (Result r = launched("the top-k scan kernel"); !r.ok()) return r;
-  merge_rows_kernel<<<static_cast<unsigned>(rows), kWarps * 32, shared, stream>>>(
-      partial_.get<std::uint64_t>(), static_cast<int>(slices), static_cast<int>(kk), keys_.get<std::uint64_t>());
-  if (Result r = launched("the top-k merge kernel"); !r.ok()) return r;
+  if (Result r = merge_key_lists(stream, partial_.get<std::uint64_t>(), rows, static_cast<int>(slices), static_cast<int>(kk),
+                                 keys_.get<std::uint64_t>());
+      !r.ok())
+    return r;
   keys.resize(rows * kk);
   if (Result r = cuda_check(cudaMemcpyAsync(keys.data(), keys_.get(), keys.size() * sizeof(std::uint64_t),
                                             cudaMemcpyDeviceToHost, stream),
@@ -102,11 +115,11 @@ Result RowTopK::run(cudaStream_t stream, const float* scores, std::size_t rows, 
   if (rows == 0 || n == 0) return {};
   if (n > static_cast<std::size_t>(INT32_MAX)) return {Status::invalid_argument, "top-k: more than 2^31 - 1 columns"};
   const std::size_t kk = std::min(k, n);
-  for (const void* kernel : {reinterpret_cast<const void*>(scan_rows_kernel), reinterpret_cast<const void*>(merge_rows_kernel)})
-    if (Result r = cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kShared)),
-                              "top-k kernel setup");
-        !r.ok())
-      return r;
+  if (Result r = cuda_check(cudaFuncSetAttribute(scan_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(kShared)),
+                            "top-k kernel setup");
+      !r.ok())
+    return r;
   std::vector<std::uint64_t> keys;
   for (std::size_t first = 0; first < rows; first += kMaxGridY) {
     const std::size_t count = std::min(kMaxGridY, rows - first);

@@ -11,6 +11,11 @@
 
 namespace tessera::cuda {
 
+// For each of `rows` rows, merges its `lists` sorted lists of k keys (partial: rows x lists x k, on the device) into
+// the row's k best keys (out: rows x k, on the device). Enqueued on `stream`; k <= kMaxDeviceK.
+Result merge_key_lists(cudaStream_t stream, const std::uint64_t* partial, std::size_t rows, int lists, int k,
+                       std::uint64_t* out);
+
 class RowTopK {
  public:
   // scores: rows x n floats on the device; ids: n distinct int32 on the device (nullptr: the column index).

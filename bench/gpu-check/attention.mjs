@@ -4,34 +4,9 @@
 // bench/gpu-check/run.sh carries.
 //
 //   node bench/gpu-check/attention.mjs [--quick | --scale=N]
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { binding, check, finish, median, rng, sized, t } from './common.mjs';
+import * as half from '../half.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-process.env.TESSERA_NATIVE_PATH ??= path.join(root, 'build-cuda', 'Release', 'tessera_cuda.node');
-const t = (await import(path.join(root, 'dist', 'index.js'))).default;
-const { binding } = (await import(path.join(root, 'dist', 'native', 'load.js'))).default;
-const half = await import(path.join(root, 'bench', 'half.mjs'));
-
-// --quick divides the timed sizes by 4; --scale=N by N (a small run checks the script itself).
-const scaleArg = process.argv.find((a) => a.startsWith('--scale='));
-const scale = scaleArg ? Number(scaleArg.slice(8)) : process.argv.includes('--quick') ? 4 : 1;
-const sized = (n) => Math.max(1, Math.round(n / scale));
-const caps = t.capabilities();
-if (!caps.cuda) {
-  console.log(`no usable CUDA device: ${JSON.stringify(caps)}`);
-  process.exit(2);
-}
-console.log(`device: ${caps.cudaDevice}`);
-const rng = new t.Rng(BigInt(Date.now()));
-console.log(`seed: ${rng.seed}`);
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const failures = [];
-function check(name, ok, detail) {
-  console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}${detail ? `: ${detail}` : ''}`);
-  if (!ok) failures.push(name);
-}
 // Half bits from floats and back, by bench/half.mjs (plain JS, independent of the library's conversions).
 function toHalf(x, dtype) {
   const to = dtype === 'bfloat16' ? half.toBf16 : half.toHalf, out = new Uint16Array(x.length);
@@ -220,8 +195,4 @@ for (const c of [
 }
 
 const header = ['case', 'device time', 'rate', 'peer'];
-if (process.env.OUT) fs.writeFileSync(path.join(process.env.OUT, 'gpu-check-attention.json'), JSON.stringify({ device: caps.cudaDevice, copyBytesPerSecond: copyRate, failures, rows }, null, 2));
-console.log(`\n${caps.cudaDevice}; copy ${(copyRate / 1e9).toFixed(0)} GB/s; parity: ${failures.length ? `${failures.length} FAILED (${failures.join('; ')})` : 'all passed'}`);
-console.log(`| ${header.join(' | ')} |\n|${header.map(() => ' --- ').join('|')}|`);
-for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-process.exit(failures.length ? 1 : 0);
+finish('attention', header, rows, copyRate);

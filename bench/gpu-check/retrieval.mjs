@@ -3,36 +3,7 @@
 // nothing but what bench/gpu-check/run.sh carries (the compiled addons, dist/, a compressed node binary).
 //
 //   node bench/gpu-check/retrieval.mjs [--quick | --scale=N]     (TESSERA_NATIVE_PATH defaults to the CUDA addon)
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-process.env.TESSERA_NATIVE_PATH ??= path.join(root, 'build-cuda', 'Release', 'tessera_cuda.node');
-const t = (await import(path.join(root, 'dist', 'index.js'))).default;
-const { binding } = (await import(path.join(root, 'dist', 'native', 'load.js'))).default;
-
-// --quick divides the timed sizes by 4; --scale=N by N (a small run checks the script itself).
-const scaleArg = process.argv.find((a) => a.startsWith('--scale='));
-const scale = scaleArg ? Number(scaleArg.slice(8)) : process.argv.includes('--quick') ? 4 : 1;
-const sized = (n) => Math.max(1, Math.round(n / scale));
-const caps = t.capabilities();
-if (!caps.cuda) {
-  console.log(`no usable CUDA device: ${JSON.stringify(caps)}`);
-  process.exit(2);
-}
-console.log(`device: ${caps.cudaDevice}; CPU threads: ${caps.threads}`);
-
-// ---- helpers -----------------------------------------------------------------------------------------------------
-const rng = new t.Rng(BigInt(Date.now()));  // fresh inputs every run; the seed is printed for a rerun
-console.log(`seed: ${rng.seed ?? 'time-based'}`);
-const now = () => Number(process.hrtime.bigint()) / 1e6;
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const failures = [];
-function check(name, ok, detail) {
-  console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}${detail ? `: ${detail}` : ''}`);
-  if (!ok) failures.push(name);
-}
+import { binding, check, finish, median, now, rng, sized, t } from './common.mjs';
 function randomBytes(n) {
   const u = rng.uniform(n);
   const out = new Uint8Array(n);
@@ -337,9 +308,4 @@ console.log(`device copy bandwidth: ${(copyRate / 1e9).toFixed(0)} GB/s (read + 
 
 // ---- the table, last ---------------------------------------------------------------------------------------------
 const header = ['case', 'device time', 'rate', 'vs peer', 'vs CPU path'];
-const out = { device: caps.cudaDevice, copyBytesPerSecond: copyRate, failures, rows: rows.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]]))) };
-if (process.env.OUT) fs.writeFileSync(path.join(process.env.OUT, 'gpu-check-retrieval.json'), JSON.stringify(out, null, 2));
-console.log(`\n${caps.cudaDevice}; copy ${(copyRate / 1e9).toFixed(0)} GB/s; parity: ${failures.length ? `${failures.length} FAILED (${failures.join('; ')})` : 'all passed'}`);
-console.log(`| ${header.join(' | ')} |\n|${header.map(() => ' --- ').join('|')}|`);
-for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-process.exit(failures.length ? 1 : 0);
+finish('retrieval', header, rows, copyRate);

@@ -2,7 +2,7 @@
 import { types } from 'node:util';
 
 import type { CudaCodesHandle } from '../native/binding.js';
-import { CUDA_MAX_K, cudaBinding } from '../core/cuda.js';
+import { afterLoad, CUDA_MAX_K, cudaBinding } from '../core/cuda.js';
 import { NativeResource } from '../core/resource.js';
 import { expectInteger, expectOneOf, expectOptions, expectTypedArray, required, typeName } from '../core/validate.js';
 import { BinaryIndex, indexContents, type BinarySearchResult, type Similarity } from './binary-index.js';
@@ -66,14 +66,8 @@ export class CudaBinaryIndex extends NativeResource<CudaCodesHandle> {
     if (!(index instanceof BinaryIndex)) throw new TypeError(`Expected "index" to be a BinaryIndex, got ${typeName(index)}`);
     const handle = new (cudaBinding().CudaCodesHandle)();
     const c = indexContents(index);
-    const out = new CudaBinaryIndex(handle, index.dim, index.bits, index.similarity, index.binarizer);
-    try {
-      await handle.load(c.codes, c.ids.length, index.dim, index.bits, true, true, c.ids, index.similarity === 'l2', true);
-    } catch (e) {
-      out.dispose();
-      throw e;
-    }
-    return out;
+    return afterLoad(new CudaBinaryIndex(handle, index.dim, index.bits, index.similarity, index.binarizer), () =>
+      handle.load(c.codes, c.ids.length, index.dim, index.bits, true, true, c.ids, index.similarity === 'l2', true));
   }
 
   /** Copies packed sign codes (rows of ceil(bits / 8) bytes) to the device, for Hamming top-k. */
@@ -91,14 +85,8 @@ export class CudaBinaryIndex extends NativeResource<CudaCodesHandle> {
       if (new Set(ids).size !== n) throw new RangeError('"ids" must be distinct');
     }
     const handle = new (cudaBinding().CudaCodesHandle)();
-    const out = new CudaBinaryIndex(handle, bits, 1, 'dot', undefined);
-    try {
-      await handle.load(codes, n, bits, 1, false, order === 'msb', ids, false, true);
-    } catch (e) {
-      out.dispose();
-      throw e;
-    }
-    return out;
+    return afterLoad(new CudaBinaryIndex(handle, bits, 1, 'dot', undefined), () =>
+      handle.load(codes, n, bits, 1, false, order === 'msb', ids, false, true));
   }
 
   /** Rows on the device. */

@@ -58,6 +58,20 @@ function usableCudaAddon(): Binding {
   return loaded.binding;
 }
 
+/**
+ * Finishes building a device object: runs and waits for its handle's load (the device upload, on a worker thread) and
+ * returns it, or disposes it and rethrows, so a failed upload never leaves device memory held.
+ */
+export async function afterLoad<T extends { dispose(): void }>(object: T, load: () => Promise<void> | undefined): Promise<T> {
+  try {
+    await load();
+  } catch (e) {
+    object.dispose();
+    throw e;
+  }
+  return object;
+}
+
 type CudaBinding = Required<Pick<Binding, 'CudaCodesHandle' | 'CudaFdeHandle' | 'CudaMultiVectorsHandle'>>;
 
 /** The loaded addon's device handles; throws CudaUnavailableError, saying why, when there is no usable device. */

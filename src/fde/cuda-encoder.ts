@@ -1,6 +1,6 @@
 // FDE encoding on a CUDA device, with the CPU encoder's configuration and random matrices.
 import type { CudaFdeHandle } from '../native/binding.js';
-import { cudaBinding } from '../core/cuda.js';
+import { afterLoad, cudaBinding } from '../core/cuda.js';
 import { NativeResource } from '../core/resource.js';
 import { typeName } from '../core/validate.js';
 import { checkClouds, encoderHandle, FdeEncoder } from './encoder.js';
@@ -25,14 +25,8 @@ export class CudaFdeEncoder extends NativeResource<CudaFdeHandle> {
   static async create(encoder: FdeEncoder): Promise<CudaFdeEncoder> {
     if (!(encoder instanceof FdeEncoder)) throw new TypeError(`Expected "encoder" to be an FdeEncoder, got ${typeName(encoder)}`);
     const handle = new (cudaBinding().CudaFdeHandle)();
-    const out = new CudaFdeEncoder(handle, encoder);
-    try {
-      await handle.load(encoderHandle(encoder), true);
-    } catch (e) {
-      out.dispose();
-      throw e;
-    }
-    return out;
+    return afterLoad(new CudaFdeEncoder(handle, encoder), () =>
+      handle.load(encoderHandle(encoder), true));
   }
 
   /** Document encodings (means per partition, empty ones filled as configured): clouds × outputDim floats. */

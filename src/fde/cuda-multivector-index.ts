@@ -1,6 +1,6 @@
 // Multi-vector documents on a CUDA device: exact Chamfer (MaxSim) scores and top-k against every document.
 import type { CudaMultiVectorsHandle } from '../native/binding.js';
-import { CUDA_MAX_K, cudaBinding } from '../core/cuda.js';
+import { afterLoad, CUDA_MAX_K, cudaBinding } from '../core/cuda.js';
 import { NativeResource } from '../core/resource.js';
 import { expectInteger, expectOneOf, expectOptions, expectTypedArray, required } from '../core/validate.js';
 import { checkClouds } from './encoder.js';
@@ -56,14 +56,8 @@ export class CudaMultiVectorIndex extends NativeResource<CudaMultiVectorsHandle>
       if (new Set(ids).size !== count) throw new RangeError('"ids" must be distinct');
     }
     const handle = new (cudaBinding().CudaMultiVectorsHandle)();
-    const out = new CudaMultiVectorIndex(handle, dim, precision, ids);
-    try {
-      await handle.load(tokens, lengths, dim, precision === 'bfloat16', true);
-    } catch (e) {
-      out.dispose();
-      throw e;
-    }
-    return out;
+    return afterLoad(new CudaMultiVectorIndex(handle, dim, precision, ids), () =>
+      handle.load(tokens, lengths, dim, precision === 'bfloat16', true));
   }
 
   /** Documents on the device. */
